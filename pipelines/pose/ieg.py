@@ -61,15 +61,35 @@ def draw_skeleton(canvas: np.ndarray, person: np.ndarray, color: tuple[int, int,
         cv2.circle(canvas, tuple(int(round(v)) for v in pts[j]), r, shade(color, 1.2), -1, cv2.LINE_AA)
 
 
+# OpenPose's own limb colours: the plain, identity-free skeleton of the "plain skeleton" ablation
+OPENPOSE_LIMB_COLORS = (
+    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0), (0, 255, 0),
+    (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255), (85, 0, 255),
+    (170, 0, 255), (255, 0, 255), (255, 0, 170),
+)
+
+
+def draw_plain_skeleton(canvas: np.ndarray, person: np.ndarray, thickness: int) -> None:
+    """Draw one (18, 3) skeleton in OpenPose's per-limb colours (no identity information)."""
+    pts, vis = person[:, :2], person[:, 2] > 0
+    for (a, b), color in zip(LIMBS, OPENPOSE_LIMB_COLORS):
+        if vis[a] and vis[b]:
+            cv2.line(canvas, tuple(int(round(v)) for v in pts[a]), tuple(int(round(v)) for v in pts[b]),
+                     color, thickness, cv2.LINE_AA)
+
+
 def render_ieg(keypoints: np.ndarray, width: int, height: int, *, slots: Sequence[int] | None = None,
-               order: np.ndarray | None = None, thickness: int | None = None) -> np.ndarray:
+               order: np.ndarray | None = None, thickness: int | None = None, plain: bool = False) -> np.ndarray:
     """Render the IEG video.
 
     Args:
         keypoints: (F, T, 18, 3) in pixels of a ``width``×``height`` canvas.
-        slots: palette slot of each track (length T); default: track t uses slot t.
+        slots: palette slot of each track (length T), -1 for a track nobody performs (not drawn);
+            default: track t uses slot t.
         order: optional (F, T) far→near track order per frame (the world knows it exactly); default
             ``depth_order``.
+        plain: draw every skeleton in OpenPose's per-limb colours instead (no identity — the "plain
+            skeleton" baseline); ``slots`` then only decides which tracks are drawn (slot -1 = skip).
     Returns:
         (F, height, width, 3) uint8, black where no skeleton is.
     """
@@ -78,12 +98,17 @@ def render_ieg(keypoints: np.ndarray, width: int, height: int, *, slots: Sequenc
     slots = list(range(n_tracks)) if slots is None else list(slots)
     if len(slots) != n_tracks:
         raise ValueError(f"slots: got {len(slots)} entries for {n_tracks} tracks")
-    colors = [slot_color(s) for s in slots]
+    colors = [slot_color(s) if s >= 0 else None for s in slots]
     thickness = thickness or default_thickness(width, height)
     out = np.zeros((n_frames, height, width, 3), np.uint8)
     for f in range(n_frames):
         for t in (order[f] if order is not None else depth_order(kp[f])):
-            draw_skeleton(out[f], kp[f, t], colors[t], thickness)
+            if colors[t] is None:
+                continue                    # a track nobody performs
+            if plain:
+                draw_plain_skeleton(out[f], kp[f, t], thickness)
+            else:
+                draw_skeleton(out[f], kp[f, t], colors[t], thickness)
     return out
 
 
