@@ -1,0 +1,664 @@
+"""Event handlers: what happens when the creator clicks, drags, types or uploads. Each handler takes the
+session (``gr.State``) and the inputs, changes the session through ``studio.compose`` and the services,
+and returns the new values of its outputs. No torch and no model code here; problems reach the creator
+as ``gr.Error`` with a sentence that says what to do.
+
+Handlers that change the composition return ``(session, *view)`` where ``view`` follows ``SCENE_KEYS`` —
+the layout binds those keys to components, so the two never disagree about the order.
+"""
+
+import functools
+import html
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from pipelines.pose.palette import slot_hex
+from pipelines.scene import MAX_CHARACTERS, SceneError
+from pipelines.world.shows import SHOWS, VARIANTS, background
+
+from . import compose
+from .components import Card, Chip, ShowGroup, chips_html, library_html
+from .services import GenerationCancelled, Services, check_upload, write_video
+from .session import MAX_FRAMES, Clip, SegObject, SegWork, Session, new_session, sessions_root
+
+SCENE_KEYS = ("library", "chips", "motion_source", "template", "json_upload", "video_upload", "motion_note",
+              "background", "prompt", "frames", "steps", "guidance", "seed", "scheduler", "preview",
+              "scene_json", "scene_status", "generate_btn")
+RESULT_KEYS = ("video", "sheet", "overlay", "dl_mp4", "dl_gif", "dl_scene", "result_info", "history")
+SEG_KEYS = ("canvas", "seg_status")
+SOURCES = ("Template", "OpenPose JSON", "Driving video")
+STYLE_FILTERS = ("All", "Cartoon", "Live-action")
+PLAIN_BG = "color:#7f7f7f"
+SEG_COLOR = np.array([124, 58, 237], np.float32)        # the canvas highlight (not an identity colour)
+
+
+def user_errors(fn):
+    """Turn the ValueErrors services raise (bad input, invalid scene, missing weights) into ``gr.Error``."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except SceneError as e:
+            raise gr.Error("The scene is not ready:<br>" + "<br>".join("• " + html.escape(p) for p in e.problems),
+                           title="Check the scene") from None
+        except (ValueError, FileNotFoundError) as e:
+            raise gr.Error(html.escape(str(e)), title="Cannot do that") from None
+    return wrapper
+
+
+def error_text(e: Exception) -> str:
+    if isinstance(e, SceneError):
+        return "; ".join(e.problems)
+    return str(e)
+
+
+class Handlers:
+    def __init__(self, services: Services | None = None):
+        self.s = services or Services()
+
+    # ---- session ------------------------------------------------------------------------------------------
+    @staticmethod
+    def session(session: Session | None) -> Session:
+        """The tab's session (created here when the State had none yet, e.g. an API client)."""
+        return session if isinstance(session, Session) else new_session()
+
+    # ---- views ----------------------------------------------------------------------------------------------
+    def library_view(self, session: Session) -> str:
+        lib = self.s.characters.library(session)
+        query = session.query.strip().lower()
+        style = session.style_filter.lower()
+        slots = {cid: k for k, cid in enumerate(session.comp.picks)}
+        groups: dict[str, ShowGroup] = {}
+        user = ShowGroup("Your characters", None, "Cut out of your own images in “Add your own”.", [])
+        for sid, show in SHOWS.items():
+            groups[sid] = ShowGroup(show.title, show.style, show.blurb, [])
+        for c in lib:
+            hay = f"{c.name} {c.id} {c.show} {c.meta.get('show_title', '')} {c.style}".lower()
+            if query and query not in hay:
+                continue
+            if style != "all" and c.style != style:
+                continue
+            card = Card(c.id, c.name, c.style, self.s.characters.thumb(c), slots.get(c.id, -1))
+            if compose.is_user_character(session, c.id):
+                user.cards.append(card)
+            else:
+                groups.setdefault(c.show, ShowGroup(c.meta.get("show_title", c.show), c.style, "", [])).cards.append(card)
+        return library_html([user, *groups.values()], len(session.comp.picks), MAX_CHARACTERS, query)
+
+    def scene_view(self, session: Session, preview: bool = True) -> tuple:
+        """Every scene control's value, in SCENE_KEYS order."""
+        comp = session.comp
+        lib = self.s.characters.library(session)
+        info = compose.motion_info(comp, session.folder)
+        chars = [lib.get(c) for c in comp.picks]
+        chips = [Chip(k, c.name, c.style, self.s.characters.avatar(c), t)
+                 for k, (c, t) in enumerate(zip(chars, comp.assignment))]
+        source = session.source or (SOURCES[0] if "template" in comp.motion else comp.motion.get("source", SOURCES[1]))
+        try:
+            scene = compose.build_scene(session)
+            status, ready = (f"**Ready** · {len(chars)} character{'s' * (len(chars) > 1)} · {info.label} · "
+                             f"{scene.frames} frames at {scene.width}×{scene.height} · seed {scene.seed}"), True
+        except SceneError as e:
+            status, ready = "**Not ready yet** — " + "; ".join(e.problems), False
+        notes = f"**{html.escape(info.label)}** · {info.tracks} track{'s' * (info.tracks > 1)} · " \
+                f"{info.keypoints.shape[0]} frames" + (f" · {html.escape(info.description)}" if info.description else "")
+        doc = compose.scene_doc(session, lib)
+        return (
+            self.library_view(session),
+            chips_html(chips, info.hints(), info.label),
+            source,
+            gr.update(value=comp.motion.get("template"), visible=source == SOURCES[0]),
+            gr.update(visible=source == SOURCES[1]),
+            gr.update(visible=source == SOURCES[2]),
+            notes,
+            self._background_value(comp),
+            comp.prompt,
+            comp.frames, comp.steps, comp.guidance, comp.seed, comp.scheduler,
+            self.preview(session, [c.name for c in chars]) if preview else gr.skip(),
+            json.dumps(doc, indent=2),
+            status,
+            gr.update(interactive=ready),
+        )
+
+    def preview(self, session: Session, names: list[str]):
+        """The pose preview; re-rendered only when something it shows changed (else the player keeps playing)."""
+        comp = session.comp
+        key = json.dumps([comp.motion, comp.assignment, names, comp.frames, comp.fps, comp.background], sort_keys=True)
+        if session.preview_key == key and session.preview_path is not None:
+            return gr.skip()
+        path = self.s.motion.preview(session, names, self._background_image(session))
+        session.preview_key, session.preview_path = key, path
+        return str(path)
+
+    @staticmethod
+    def _background_value(comp) -> str:
+        bg = comp.background or {}
+        if "show" in bg:
+            return f"{bg['show']}:{bg.get('variant', 0)}"
+        if "color" in bg:
+            return f"color:{bg['color']}"
+        return "image"
+
+    @staticmethod
+    def _background_image(session: Session) -> np.ndarray | None:
+        bg = session.comp.background or {}
+        if "show" in bg:
+            return background(bg["show"], int(bg.get("variant", 0)), 256, 256)
+        if "image" in bg:
+            from PIL import Image
+            return np.asarray(Image.open(session.folder / bg["image"]).convert("RGB"))
+        if "color" in bg:
+            rgb = [int(bg["color"][i:i + 2], 16) for i in (1, 3, 5)]
+            return np.broadcast_to(np.array(rgb, np.uint8), (256, 256, 3)).copy()
+        return None
+
+    @staticmethod
+    def background_choices() -> list[tuple[str, str]]:
+        out = [(f"{s.title} · set {v + 1} ({s.style})", f"{sid}:{v}") for sid, s in SHOWS.items() for v in range(VARIANTS)]
+        return out + [("Plain grey", PLAIN_BG), ("Image from the opened scene", "image")]
+
+    def _changed(self, session: Session, notes: list[str] | None = None) -> tuple:
+        for n in notes or []:
+            gr.Info(n)
+        compose.refresh_prompt(session)
+        session.touch()
+        return (session, *self.scene_view(session))
+
+    # ---- page load -------------------------------------------------------------------------------------
+    @user_errors
+    def load(self, session: Session | None) -> tuple:
+        session = self.session(session)
+        if not session.comp.picks and not session.started:
+            # a first visit opens on a crossover to play with: a cartoon and a live-action character swapping
+            session.started = True
+            compose.set_picks(session, ["pip", "dora"])
+            session.comp.background = {"show": "meadow-mischief", "variant": 0}
+        return self._changed(session)
+
+    def engines_html(self) -> str:
+        labels = {"segmenter": "Segmenter", "poses": "Poses", "model": "Model", "overlay": "IC overlay"}
+        pills = []
+        for key, (state, text) in self.s.engines().items():
+            kind = "ok" if state in ("sam2", "ready", "openpose", "dwpose") else "fallback" \
+                if state in ("fallback", "templates") else "off"
+            short = {"sam2": "SAM2", "fallback": "offline click segmenter", "templates": "templates & JSON",
+                     "openpose": "OpenPose", "dwpose": "DWPose", "ready": "ready", "missing": "not available"}.get(state, state)
+            pills.append(f'<span class="xo-pill xo-{kind}" title="{html.escape(text)}"><i></i><b>{labels[key]}</b> '
+                         f'{html.escape(short)}</span>')
+        details = "".join(f"<li><b>{labels[k]}:</b> {html.escape(t)}</li>" for k, (_, t) in self.s.engines().items())
+        return f'<div class="xo-engines">{"".join(pills)}</div><details class="xo-engine-details">' \
+               f'<summary>Engine details</summary><ul>{details}</ul></details>'
+
+    # ---- library ------------------------------------------------------------------------------------------
+    @user_errors
+    def search(self, session: Session, query: str, style: str) -> str:
+        session = self.session(session)
+        session.query, session.style_filter = query or "", style or "All"
+        return self.library_view(session)
+
+    @user_errors
+    def pick(self, session: Session, evt: gr.EventData) -> tuple:
+        session = self.session(session)
+        cid = str(getattr(evt, "id", "") or "")
+        lib = self.s.characters.library(session)
+        c = lib.get(cid, "character")
+        picks = list(session.comp.picks)
+        if c.id in picks:
+            picks.remove(c.id)
+        elif len(picks) >= MAX_CHARACTERS:
+            raise gr.Error(f"A scene holds at most {MAX_CHARACTERS} characters; remove one (× on its chip) first.",
+                           title="Cast is full")
+        else:
+            picks.append(c.id)
+        return self._changed(session, compose.set_picks(session, picks))
+
+    @user_errors
+    def remove(self, session: Session, evt: gr.EventData) -> tuple:
+        session = self.session(session)
+        slot = int(getattr(evt, "slot", -1))
+        picks = list(session.comp.picks)
+        if not 0 <= slot < len(picks):
+            raise ValueError(f"slot: {slot} is not a character of this scene")
+        del picks[slot]
+        return self._changed(session, compose.set_picks(session, picks))
+
+    # ---- scene -------------------------------------------------------------------------------------------
+    @user_errors
+    def reorder(self, session: Session, evt: gr.EventData) -> tuple:
+        """A chip was dropped on a track: that character performs it now (the previous performer takes the
+        dropped chip's old track)."""
+        session = self.session(session)
+        comp = session.comp
+        info = compose.motion_info(comp, session.folder)
+        comp.assignment = compose.move_to_track(comp.assignment, int(getattr(evt, "slot", -1)),
+                                                int(getattr(evt, "track", -1)), info.tracks)
+        return self._changed(session)
+
+    @user_errors
+    def choose_source(self, session: Session, source: str) -> tuple:
+        session = self.session(session)
+        if source not in SOURCES:
+            raise ValueError(f"motion source: {source!r} is not one of {', '.join(SOURCES)}")
+        session.source = source
+        if source == SOURCES[0] and "template" not in session.comp.motion:
+            compose.set_motion(session, {"template": compose.template_for(max(1, len(session.comp.picks)), None)})
+        return self._changed(session)
+
+    @user_errors
+    def choose_template(self, session: Session, name: str) -> tuple:
+        session = self.session(session)
+        if not name:
+            raise ValueError("motion: pick a template from the list")
+        compose.set_motion(session, {"template": name})
+        session.source = SOURCES[0]
+        return self._changed(session)
+
+    @user_errors
+    def upload_json(self, session: Session, path: str | None) -> tuple:
+        session = self.session(session)
+        motion = self.s.motion.upload_openpose(session, path)
+        compose.set_motion(session, {**motion, "source": SOURCES[1]})
+        session.source = SOURCES[1]
+        return self._changed(session, [f"Motion from {motion['label']}: "
+                                       f"{compose.motion_info(session.comp, session.folder).tracks} track(s)."])
+
+    @user_errors
+    def upload_video(self, session: Session, path: str | None, progress=gr.Progress()) -> tuple:
+        session = self.session(session)
+        progress(0, desc="Reading the video")
+        motion = self.s.motion.extract_from_video(
+            session, path, fps=session.comp.fps,
+            progress=lambda i, n: progress(i / n, desc=f"Finding poses: frame {i} of {n}"))
+        compose.set_motion(session, {**motion, "source": SOURCES[2]})
+        session.source = SOURCES[2]
+        session.comp.frames = int(min(MAX_FRAMES, compose.motion_info(session.comp, session.folder).keypoints.shape[0]))
+        return self._changed(session, [f"Poses extracted from {motion['label']}."])
+
+    @user_errors
+    def choose_background(self, session: Session, value: str) -> tuple:
+        session = self.session(session)
+        if value == "image":
+            if "image" not in (session.comp.background or {}):
+                raise ValueError("background: no image background in this scene; pick a show's set or plain grey")
+        elif value and value.startswith("color:"):
+            session.comp.background = {"color": value.split(":", 1)[1]}
+        elif value and ":" in value:
+            show, variant = value.rsplit(":", 1)
+            if show not in SHOWS:
+                raise ValueError(f"background: unknown show {show!r}")
+            session.comp.background = {"show": show, "variant": int(variant)}
+        else:
+            raise ValueError("background: pick a set from the list")
+        return self._changed(session)
+
+    @user_errors
+    def edit_prompt(self, session: Session, text: str) -> tuple:
+        """The creator typed in the prompt: it is theirs now (no more refilling until they ask)."""
+        session = self.session(session)
+        session.comp.prompt = text or ""
+        session.comp.prompt_auto = session.comp.prompt == compose.auto_prompt(session)
+        return session, json.dumps(compose.scene_doc(session), indent=2)
+
+    @user_errors
+    def refill_prompt(self, session: Session) -> tuple:
+        session = self.session(session)
+        session.comp.prompt_auto = True
+        return self._changed(session)
+
+    def _apply_controls(self, session: Session, frames, steps, guidance, seed, scheduler) -> None:
+        comp = session.comp
+        problems = []
+
+        def integer(name, v, lo, hi):
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                problems.append(f"{name}: {v!r} is not a number")
+                return None
+            if not f.is_integer() or not lo <= f <= hi:
+                problems.append(f"{name}: {v!r} must be a whole number in {lo}..{hi}")
+                return None
+            return int(f)
+        frames = integer("frames", frames, 1, MAX_FRAMES)
+        steps = integer("steps", steps, 1, 200)
+        seed = integer("seed", seed, 0, 2**63 - 1)
+        try:
+            guidance = float(guidance)
+            if not 0 <= guidance <= 20:
+                raise ValueError
+        except (TypeError, ValueError):
+            problems.append(f"guidance: {guidance!r} must be a number in 0..20")
+            guidance = None
+        if scheduler not in compose.SCHEDULERS:
+            problems.append(f"scheduler: {scheduler!r} is not one of {', '.join(compose.SCHEDULERS)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        comp.frames, comp.steps, comp.guidance, comp.seed, comp.scheduler = frames, steps, guidance, seed, scheduler
+
+    @user_errors
+    def set_controls(self, session: Session, frames, steps, guidance, seed, scheduler) -> tuple:
+        session = self.session(session)
+        self._apply_controls(session, frames, steps, guidance, seed, scheduler)
+        return self._changed(session)
+
+    @user_errors
+    def random_seed(self, session: Session) -> tuple:
+        session = self.session(session)
+        session.comp.seed = random.randrange(2**31)
+        return self._changed(session)
+
+    # ---- generate -------------------------------------------------------------------------------------
+    @user_errors
+    def validate_generate(self, session: Session, prompt, frames, steps, guidance, seed, scheduler) -> Session:
+        """Runs before ``generate`` (not queued): takes the controls' current values and refuses an invalid
+        scene with the list of problems, so nothing waits in the queue for nothing."""
+        session = self.session(session)
+        if prompt is not None and prompt != session.comp.prompt:
+            session.comp.prompt, session.comp.prompt_auto = prompt, False
+        self._apply_controls(session, frames, steps, guidance, seed, scheduler)
+        compose.build_scene(session)
+        kind, why = self.s.generate.status()
+        if kind == "missing":
+            raise ValueError(why)
+        return session
+
+    @user_errors
+    def generate(self, session: Session, progress=gr.Progress(track_tqdm=True)) -> tuple:
+        session = self.session(session)
+        scene = compose.build_scene(session)
+        doc = compose.scene_doc(session)
+        progress(0, desc="Loading the model")
+        try:
+            gen = self.s.generate.generate(scene, session.id)
+        except GenerationCancelled:
+            gr.Info("Generation cancelled.")
+            return (session, *[gr.skip()] * len(RESULT_KEYS))
+        progress(1.0, desc="Writing the video")
+        clip = self._save_clip(session, scene, doc, gen)
+        session.selected_clip = clip.index
+        return (session, *self.result_view(session, clip))
+
+    def _save_clip(self, session: Session, scene, doc: dict, gen) -> Clip:
+        import imageio.v2 as imageio
+        from PIL import Image
+        session.clip_counter += 1
+        n = session.clip_counter
+        folder = session.new_path("clips", "", f"{n:03d}")
+        folder.mkdir(parents=True)
+        video = write_video(folder / f"crossover-{n:03d}.mp4", gen.frames, scene.fps)
+        gif = folder / f"crossover-{n:03d}.gif"
+        imageio.mimwrite(gif, list(gen.frames), duration=1000 / scene.fps, loop=0)
+        sheet = write_video(folder / f"sheet-{n:03d}.mp4", side_by_side(gen.reference, gen.guidance, gen.frames), scene.fps)
+        scene_file = compose.export_scene(doc, session.folder, folder)
+        overlay = self.s.evaluate.overlay(video, scene_file, folder)
+        thumb = folder / "thumb.png"
+        Image.fromarray(gen.frames[len(gen.frames) // 2]).save(thumb)
+        lib = self.s.characters.library(session)
+        names = ", ".join(lib.get(c).name for c in session.comp.picks)
+        label = f"#{n} · {names} · {compose.motion_info(session.comp, session.folder).label}"
+        clip = Clip(n, folder, video, gif, sheet, overlay, scene_file, thumb, label, gen.seconds, doc)
+        session.add_clip(clip)
+        return clip
+
+    def result_view(self, session: Session, clip: Clip) -> tuple:
+        scene_name = clip.scene_file.name
+        info = (f"**Clip #{clip.index}** — {clip.scene_doc['frames']} frames at {clip.scene_doc['width']}×"
+                f"{clip.scene_doc['height']} · {clip.scene_doc['sampler']['steps']} steps · seed {clip.scene_doc['seed']}"
+                f" · made in {clip.seconds:.1f} s")
+        return (
+            str(clip.video),
+            str(clip.sheet) if clip.sheet else None,
+            str(clip.overlay) if clip.overlay else None,
+            gr.update(value=str(clip.video), interactive=True),
+            gr.update(value=str(clip.gif), interactive=True),
+            gr.update(value=str(clip.scene_file), label=f"⬇ {scene_name}", interactive=True),
+            info,
+            self.history_view(session),
+        )
+
+    def history_view(self, session: Session) -> list:
+        return [(str(c.thumb), c.label) for c in reversed(session.history)]
+
+    @user_errors
+    def cancel(self, session: Session) -> None:
+        session = self.session(session)
+        self.s.generate.cancel(session.id)
+        gr.Info("Cancelling after the current step…")
+
+    @user_errors
+    def select_clip(self, session: Session, evt: gr.SelectData) -> tuple:
+        session = self.session(session)
+        clips = list(reversed(session.history))
+        if not 0 <= evt.index < len(clips):
+            raise ValueError("history: that clip is no longer kept")
+        clip = clips[evt.index]
+        session.selected_clip = clip.index
+        return (session, *self.result_view(session, clip))
+
+    @user_errors
+    def restore_clip(self, session: Session) -> tuple:
+        """Open the selected history clip's scene in the composer (the whole composition comes back)."""
+        session = self.session(session)
+        clip = next((c for c in session.history if c.index == session.selected_clip), None)
+        if clip is None:
+            raise ValueError("history: pick a clip in the history first")
+        notes = compose.import_scene(session, clip.scene_file)
+        return self._changed(session, [f"Clip #{clip.index}'s scene is open.", *notes])
+
+    # ---- open a scene -------------------------------------------------------------------------------------
+    @user_errors
+    def open_scene(self, session: Session, path: str | None) -> tuple:
+        session = self.session(session)
+        if not path:
+            raise ValueError("scene: upload a scene.json or scene.zip")
+        notes = compose.import_scene(session, Path(path))
+        return self._changed(session, ["Scene opened.", *notes])
+
+    @user_errors
+    def open_example(self, session: Session, name: str) -> tuple:
+        from pipelines.paths import scenes_dir
+        session = self.session(session)
+        path = scenes_dir() / f"{name}.json"
+        if not name or not path.is_file():
+            raise ValueError(f"example: unknown example scene {name!r}")
+        notes = compose.import_scene(session, path)
+        return self._changed(session, [f"Example “{name}” opened.", *notes])
+
+    @staticmethod
+    def example_choices() -> list[str]:
+        from pipelines.paths import scenes_dir
+        return sorted(p.stem for p in scenes_dir().glob("*.json"))
+
+    # ---- add your own -------------------------------------------------------------------------------------
+    @user_errors
+    def seg_upload(self, session: Session, path: str | None) -> tuple:
+        session = self.session(session)
+        work_path, image = self.s.characters.load_image(session, path)
+        session.seg = SegWork(work_path, work_path.stem, image.shape[1], image.shape[0])
+        session.seg_image = image
+        return session, self.seg_canvas(session), self.seg_status(session)
+
+    def _seg_image(self, session: Session) -> np.ndarray:
+        if session.seg_image is None:
+            from PIL import Image
+            session.seg_image = np.asarray(Image.open(session.seg.image_path).convert("RGB"))
+        return session.seg_image
+
+    @user_errors
+    def seg_click(self, session: Session, mode: str, evt: gr.SelectData) -> tuple:
+        """A click on the canvas: add it to the current character's clicks and segment again (feeding the
+        previous low-resolution logits back in, as SAM2 refines)."""
+        session = self.session(session)
+        work = session.seg
+        if work is None:
+            raise ValueError("image: upload an image first, then click on the character")
+        x, y = (int(round(v)) for v in evt.index[:2])
+        if not (0 <= x < work.width and 0 <= y < work.height):
+            raise ValueError(f"click: ({x}, {y}) is outside the {work.width}×{work.height} image")
+        obj = work.current
+        label = 0 if (mode or "").lower().startswith(("exclude", "remove", "−", "-")) else 1
+        if not obj.points and label == 0:
+            raise ValueError("click: start with an Include click on the character; Exclude clicks trim it afterwards")
+        obj.history.append((obj.mask, obj.logits, obj.score))
+        obj.points.append((x, y))
+        obj.labels.append(label)
+        try:
+            obj.mask, obj.logits, obj.score = self.s.segment.predict(
+                work.key, lambda: self._seg_image(session), obj.points, obj.labels, obj.logits)
+        except Exception:
+            obj.points.pop(), obj.labels.pop(), obj.history.pop()
+            raise
+        return session, self.seg_canvas(session), self.seg_status(session)
+
+    @user_errors
+    def seg_undo(self, session: Session) -> tuple:
+        session = self.session(session)
+        if session.seg is None or not session.seg.current.points:
+            raise ValueError("undo: there is no click to undo")
+        obj = session.seg.current
+        obj.points.pop()
+        obj.labels.pop()
+        obj.mask, obj.logits, obj.score = obj.history.pop()
+        return session, self.seg_canvas(session), self.seg_status(session)
+
+    @user_errors
+    def seg_reset(self, session: Session) -> tuple:
+        session = self.session(session)
+        if session.seg is not None:
+            session.seg.objects[-1] = SegObject()
+        return session, self.seg_canvas(session), self.seg_status(session)
+
+    @user_errors
+    def seg_add(self, session: Session, name: str, style: str) -> tuple:
+        """Save the current cut-out as a character of this session, pick it, and start the next character
+        on the same image."""
+        session = self.session(session)
+        work = session.seg
+        if work is None or work.current.mask is None or not work.current.mask.any():
+            raise ValueError("mask: click on the character in your image first, so there is something to cut out")
+        c = self.s.characters.add(session, self._seg_image(session), work.current.mask, name, style)
+        work.saved.append((work.current.mask, c.name))
+        work.objects.append(SegObject())
+        notes = [f"{c.name} is in your characters."]
+        if len(session.comp.picks) < MAX_CHARACTERS:
+            notes += compose.set_picks(session, [*session.comp.picks, c.id])
+        else:
+            notes.append(f"The cast is full ({MAX_CHARACTERS}); pick {c.name} from the library after removing someone.")
+        out = self._changed(session, notes)
+        return (*out, self.seg_canvas(session), self.seg_status(session), "")
+
+    def seg_canvas(self, session: Session):
+        """The uploaded image with the current mask highlighted, earlier characters outlined, and the clicks."""
+        import cv2
+        if session.seg is None:
+            return None
+        img = self._seg_image(session).astype(np.float32)
+        work = session.seg
+        r = max(4, round(max(work.width, work.height) / 110))
+        for m, _ in work.saved:
+            img[m] = img[m] * 0.55 + 255 * 0.45 * np.array([0.85, 0.85, 0.85])
+        obj = work.current
+        if obj.mask is not None and obj.mask.any():
+            img[obj.mask] = img[obj.mask] * 0.5 + SEG_COLOR * 0.5
+        out = np.clip(img, 0, 255).astype(np.uint8)
+        for m, name in work.saved:
+            cs, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(out, cs, -1, (90, 90, 90), max(1, r // 3), cv2.LINE_AA)
+            ys, xs = np.nonzero(m)
+            cv2.putText(out, name, (int(xs.min()), max(12, int(ys.min()) - 4)), cv2.FONT_HERSHEY_SIMPLEX,
+                        r / 10, (40, 40, 40), max(1, r // 4), cv2.LINE_AA)
+        if obj.mask is not None and obj.mask.any():
+            cs, _ = cv2.findContours(obj.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(out, cs, -1, (255, 255, 255), max(2, r // 2), cv2.LINE_AA)
+            cv2.drawContours(out, cs, -1, tuple(int(v) for v in SEG_COLOR), max(1, r // 4), cv2.LINE_AA)
+        for (x, y), lab in zip(obj.points, obj.labels):
+            color = (34, 197, 94) if lab else (239, 68, 68)
+            cv2.circle(out, (x, y), r + 2, (255, 255, 255), -1, cv2.LINE_AA)
+            cv2.circle(out, (x, y), r, color, -1, cv2.LINE_AA)
+            cv2.line(out, (x - r // 2, y), (x + r // 2, y), (255, 255, 255), max(1, r // 3), cv2.LINE_AA)
+            if lab:
+                cv2.line(out, (x, y - r // 2), (x, y + r // 2), (255, 255, 255), max(1, r // 3), cv2.LINE_AA)
+        return out
+
+    def seg_status(self, session: Session) -> str:
+        work = session.seg
+        if work is None:
+            return "Upload an image, then click on a character: **Include** clicks add to the cut-out, **Exclude** clicks trim it."
+        obj = work.current
+        done = f" · {len(work.saved)} character{'s' * (len(work.saved) != 1)} added from this image" if work.saved else ""
+        if not obj.points:
+            return f"Click on the {'next ' if work.saved else ''}character you want to cut out.{done}"
+        share = 100 * obj.mask.mean() if obj.mask is not None else 0
+        inc, exc = sum(obj.labels), len(obj.labels) - sum(obj.labels)
+        return (f"{inc} include / {exc} exclude click{'s' * (exc != 1)} · mask covers {share:.1f}% of the image · "
+                f"score {obj.score:.2f}{done}. Name it and press **Add to library**.")
+
+    # ---- API endpoints ------------------------------------------------------------------------------------
+    @user_errors
+    def api_generate(self, scene_json: str, bundle: str | None = None) -> tuple:
+        """Generate a clip from a Scene JSON document (and, when it references images or keypoint files, a
+        zip holding them). Returns the mp4 and the validated scene."""
+        from pipelines.scene import Scene
+        session = Session()
+        base, doc = session.folder / "imports", None
+        if bundle:
+            scene_file = compose._unpack(session, check_upload(bundle, "bundle", 25))
+            base, doc = scene_file.parent, json.loads(scene_file.read_text())
+        if scene_json and scene_json.strip():
+            try:
+                doc = json.loads(scene_json)
+            except ValueError as e:
+                raise ValueError(f"scene_json: not valid JSON ({e}); give a Scene JSON document (README, 'Scene JSON')") from None
+        if doc is None:
+            raise ValueError("scene_json: give a Scene JSON document, or a bundle zip holding scene.json")
+        scene = Scene.from_dict(doc, base, self.s.characters.library(session))
+        gen = self.s.generate.generate(scene, "api-" + session.id)
+        video = write_video(session.folder / "clips" / "crossover.mp4", gen.frames, scene.fps)
+        return str(video), scene.to_dict()
+
+    @user_errors
+    def api_segment(self, image: str | None, points: str) -> tuple:
+        """Segment one character in an image from clicks: ``points`` is JSON ``[[x, y, label], …]`` (label 1
+        = include, 0 = exclude) in the image's pixels. Returns the mask PNG, the RGBA cut-out and the score."""
+        from PIL import Image
+        session = Session()
+        try:
+            pts = json.loads(points)
+            if not isinstance(pts, list) or not pts:
+                raise ValueError
+            xy = [(int(p[0]), int(p[1])) for p in pts]
+            labels = [int(p[2]) if len(p) > 2 else 1 for p in pts]
+        except (ValueError, TypeError, IndexError, KeyError):
+            raise ValueError('points: give JSON like [[120, 80, 1], [40, 30, 0]] — x, y in pixels and 1 = include, '
+                             "0 = exclude") from None
+        path, img = self.s.characters.load_image(session, image)
+        scale = max(img.shape[:2]) / max(Image.open(image).size)   # the working copy may be scaled down
+        xy = [(int(x * scale), int(y * scale)) for x, y in xy]
+        mask, _, score = self.s.segment.predict(path.stem, img, xy, labels)
+        mask_path = session.folder / "uploads" / "mask.png"
+        Image.fromarray(mask.astype(np.uint8) * 255).save(mask_path)
+        cut_path = session.folder / "uploads" / "cutout.png"
+        Image.fromarray(self.s.segment.cutout(img, mask)).save(cut_path)
+        return str(mask_path), str(cut_path), score
+
+
+def side_by_side(reference: np.ndarray, guidance: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Frames of the comparison sheet: reference sheet | IEG guidance | generated frame, at the output's height."""
+    from PIL import Image
+    F, H, W = frames.shape[:3]
+    ref = np.asarray(reference)
+    rw = max(2, round(ref.shape[1] * H / ref.shape[0]))
+    ref = np.asarray(Image.fromarray(ref).resize((rw, H), Image.LANCZOS))
+    gd = np.asarray(guidance)
+    if gd.shape[1:3] != (H, W):
+        gd = np.stack([np.asarray(Image.fromarray(g).resize((W, H), Image.NEAREST)) for g in gd])
+    gap = np.full((H, 4, 3), 255, np.uint8)
+    return np.stack([np.concatenate([ref, gap, gd[min(i, len(gd) - 1)], gap, frames[i]], 1) for i in range(F)])
