@@ -180,10 +180,18 @@ class World:
             cov_live = np.zeros((H, W), np.float32)
             cov_all = np.zeros((H, W), np.float32)
             for k in order:
-                rgb, a = painters[k].colorize(labels[k], float(bodies[k]["h"][f]))
-                img = img * (1 - a[..., None]) + rgb * a[..., None]
-                cov_all = cov_all * (1 - a) + a
-                cov_live = cov_live * (1 - a) + (a if live[k] else 0)
+                x, y, bw, bh = cv2.boundingRect((labels[k] > 0).view(np.uint8))
+                if bw == 0:
+                    continue
+                hk = float(bodies[k]["h"][f])
+                pad = int(0.1 * hk) + 3                        # room for the rim-shading blur
+                x0, y0 = max(0, x - pad), max(0, y - pad)
+                x1, y1 = min(W, x + bw + pad), min(H, y + bh + pad)
+                rgb, a = painters[k].colorize(labels[k, y0:y1, x0:x1], hk, (y0, x0))
+                win = (slice(y0, y1), slice(x0, x1))
+                img[win] = img[win] * (1 - a[..., None]) + rgb * a[..., None]
+                cov_all[win] = cov_all[win] * (1 - a) + a
+                cov_live[win] = cov_live[win] * (1 - a) + (a if live[k] else 0)
             photo = cov_live + (1 - cov_all) * bg_live
             if photo.any():
                 soft_img = cv2.GaussianBlur(img, (0, 0), 0.45)
