@@ -60,8 +60,16 @@ class WorldSampler:
         rng = self.world.rng(index, stream=7)
         mix = bool(rng.random() < cfg.mix)
         plan = self.world.plan(index, n_characters=cfg.characters, mix=mix)
+        if rng.random() < cfg.pcs:
+            # PCS: draw from the pool of swap pairs — move on to (deterministic) other clips until one has them
+            for k in range(1, 33):
+                if pcs_lib.swap_pairs(plan.positions()):
+                    break
+                plan = self.world.plan(10_000_000 + index * 32 + k, n_characters=cfg.characters, mix=mix)
+            r, t0, swap = pcs_lib.draw_pair(plan.positions(), 1.0, rng, cfg.window)
+        else:
+            r, t0, swap = pcs_lib.draw_pair(plan.positions(), 0.0, rng, cfg.window)
         n = len(plan.specs)
-        r, t0, swap = pcs_lib.draw_pair(plan.positions(), cfg.pcs, rng, cfg.window)
         targets = list(range(t0, t0 + cfg.window))
         use_sheet = bool(rng.random() < cfg.sheet)
         frames = targets if use_sheet else [r] + targets
