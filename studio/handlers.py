@@ -47,10 +47,10 @@ def user_errors(fn):
         except gr.Error:
             raise
         except SceneError as e:
-            raise gr.Error("The scene is not ready:<br>" + "<br>".join("• " + html.escape(p) for p in e.problems),
+            raise gr.Error("The scene is not ready:<br>" + "<br>".join("• " + html.escape(p, quote=False) for p in e.problems),
                            title="Check the scene") from None
         except (ValueError, FileNotFoundError) as e:
-            raise gr.Error(html.escape(str(e)), title="Cannot do that") from None
+            raise gr.Error(html.escape(str(e), quote=False), title="Cannot do that") from None
     return wrapper
 
 
