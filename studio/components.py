@@ -84,7 +84,7 @@ LIBRARY_CSS = r"""
 .xo-show header { display: flex; align-items: baseline; gap: 8px; flex-wrap: wrap; margin-bottom: 8px; }
 .xo-show h4 { margin: 0; font-size: 14px; font-weight: 700; }
 .xo-show small { color: var(--body-text-color-subdued); font-size: 12px; width: 100%; }
-.xo-cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(104px, 1fr)); gap: 10px; }
+.xo-cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(92px, 1fr)); gap: 8px; }
 .xo-card { position: relative; display: flex; flex-direction: column; align-items: stretch; gap: 4px; padding: 6px;
   border-radius: 14px; border: 2px solid var(--border-color-primary); background: var(--block-background-fill);
   cursor: pointer; text-align: left; transition: transform .12s ease, box-shadow .12s ease, border-color .12s; }
@@ -97,7 +97,7 @@ LIBRARY_CSS = r"""
 .xo-slot { position: absolute; top: 10px; right: 10px; width: 24px; height: 24px; border-radius: 50%;
   background: var(--c); color: #fff; font-weight: 800; font-size: 13px; display: grid; place-items: center;
   box-shadow: 0 1px 4px rgba(0, 0, 0, .35); text-shadow: 0 1px 1px rgba(0, 0, 0, .4); }
-.xo-badge { display: inline-block; font-size: 10.5px; font-weight: 700; letter-spacing: .02em; text-transform: uppercase;
+.xo-badge { display: inline-block; white-space: nowrap; font-size: 9.5px; font-weight: 700; letter-spacing: .02em; text-transform: uppercase;
   padding: 2px 7px; border-radius: 999px; }
 .xo-badge.xo-cartoon { background: #fff1d6; color: #9a5b00; }
 .xo-badge.xo-live-action { background: #dff1ff; color: #0b5c8f; }
@@ -236,8 +236,9 @@ CHIPS_CSS = r"""
 .xo-chip-text small { font-size: 11px; color: var(--body-text-color-subdued); }
 .xo-dot { position: absolute; left: -7px; top: -7px; width: 20px; height: 20px; border-radius: 50%; background: var(--c);
   color: #fff; font-size: 11px; font-weight: 800; display: grid; place-items: center; box-shadow: 0 1px 3px rgba(0,0,0,.35); }
-.xo-x { position: absolute; right: 4px; top: 4px; width: 20px; height: 20px; border-radius: 50%; border: none;
-  background: transparent; color: var(--body-text-color-subdued); font-size: 16px; line-height: 1; cursor: pointer; }
+.xo-x { all: unset; position: absolute; right: 4px; top: 4px; width: 20px; height: 20px; border-radius: 50%;
+  display: grid; place-items: center; color: var(--body-text-color-subdued); font-size: 16px; line-height: 1;
+  cursor: pointer; }
 .xo-x:hover { background: var(--background-fill-secondary); color: var(--body-text-color); }
 .xo-lifted { opacity: .35; }
 .xo-ghost { position: fixed; z-index: 9999; pointer-events: none; transform: rotate(-2deg) scale(1.04);

@@ -110,6 +110,10 @@ class Handlers:
             status, ready = "**Not ready yet** — " + "; ".join(e.problems), False
         notes = f"**{html.escape(info.label)}** · {info.tracks} track{'s' * (info.tracks > 1)} · " \
                 f"{info.keypoints.shape[0]} frames" + (f" · {html.escape(info.description)}" if info.description else "")
+        if source == SOURCES[2]:
+            kind, why = self.s.motion.status()
+            notes += "\n\n" + ("Upload a video with the people whose moves you want; up to 5 are followed."
+                                if kind != "templates" else "⚠ " + html.escape(why))
         doc = compose.scene_doc(session, lib)
         return (
             self.library_view(session),

@@ -39,11 +39,10 @@ def build_studio(services: Services | None = None) -> gr.Blocks:
                 gr.HTML('<h2 class="xo-h"><span>1</span>Cast</h2>', js_on_load=None)
                 with gr.Tabs():
                     with gr.Tab("Library", id="library"):
-                        with gr.Row():
-                            c["search"] = gr.Textbox(placeholder="Search characters or shows", show_label=False,
-                                                     scale=3, container=False, elem_id="xo-search")
-                            c["style_filter"] = gr.Radio(list(STYLE_FILTERS), value="All", show_label=False,
-                                                         scale=4, container=False)
+                        c["search"] = gr.Textbox(placeholder="Search characters or shows", show_label=False,
+                                                 container=False, elem_id="xo-search")
+                        c["style_filter"] = gr.Radio(list(STYLE_FILTERS), value="All", show_label=False,
+                                                     container=False, elem_id="xo-style-filter")
                         c["library"] = gr.HTML("", js_on_load=LIBRARY_JS, css_template=LIBRARY_CSS, elem_id="xo-library",
                                                max_height=720)
                     with gr.Tab("Add your own", id="upload"):
@@ -94,15 +93,14 @@ def build_studio(services: Services | None = None) -> gr.Blocks:
                     with gr.Column(scale=4, min_width=220):
                         c["preview"] = gr.Video(label="Pose preview (identity colours)", autoplay=True, loop=True,
                                                 interactive=False, height=270, elem_id="xo-preview", buttons=[])
-                with gr.Row(equal_height=True):
-                    c["prompt"] = gr.Textbox(label="Prompt (CCE)", lines=2, scale=6, elem_id="xo-prompt",
-                                             info="Filled in from your choices; edit it freely. [character: Name] "
-                                                  "tags name the cast.")
-                    c["refill"] = gr.Button("↺ Refill", scale=1, size="sm", min_width=80)
+                c["prompt"] = gr.Textbox(label="Prompt (CCE)", lines=2, elem_id="xo-prompt",
+                                         info="Filled in from your choices; edit it freely. [character: Name] tags "
+                                              "name the cast.")
+                c["refill"] = gr.Button("↺ Refill the prompt from the choices", size="sm", elem_id="xo-refill")
                 with gr.Accordion("Advanced", open=False):
                     with gr.Row():
-                        c["frames"] = gr.Slider(1, MAX_FRAMES, step=1, value=16, label="Frames")
-                        c["steps"] = gr.Slider(1, 50, step=1, value=20, label="Denoising steps")
+                        c["frames"] = gr.Slider(1, MAX_FRAMES, step=1, value=16, label="Frames", elem_id="xo-frames")
+                        c["steps"] = gr.Slider(1, 50, step=1, value=20, label="Denoising steps", elem_id="xo-steps")
                     with gr.Row(equal_height=True):
                         c["guidance"] = gr.Slider(1.0, 10.0, step=0.5, value=2.5, label="Guidance scale")
                         c["scheduler"] = gr.Dropdown(list(SCHEDULERS), value="ddim", label="Sampler")

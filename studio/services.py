@@ -303,11 +303,11 @@ def _label(frames: np.ndarray, kp: np.ndarray, slots: list[int], names: list[str
                 continue
             head = pts[J["nose"]] if vis[J["nose"]] else pts[vis][np.argmin(pts[vis][:, 1])]
             text = names[s]
-            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.42, 1)
+            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, 0.5, 1)
             x = int(np.clip(head[0] - tw / 2, 2, frames.shape[2] - tw - 2))
             y = int(np.clip(head[1] - 14, th + 2, frames.shape[1] - 2))
-            cv2.putText(frames[f], text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(frames[f], text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.42, slot_color(s), 1, cv2.LINE_AA)
+            cv2.putText(frames[f], text, (x, y), cv2.FONT_HERSHEY_DUPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(frames[f], text, (x, y), cv2.FONT_HERSHEY_DUPLEX, 0.5, slot_color(s), 1, cv2.LINE_AA)
 
 
 # ---------------------------------------------------------------------------------------------------------

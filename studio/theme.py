@@ -61,6 +61,8 @@ CSS = """
 #xo-canvas img { cursor: crosshair; }
 #xo-preview video, #xo-video video, #xo-sheet video, #xo-overlay video { image-rendering: pixelated; }
 #xo-result { margin-top: 14px; }
+#xo-refill { align-self: flex-end; width: auto; }
+#xo-style-filter { margin-top: -4px; }
 footer { opacity: .7; }
 """
 
