@@ -341,3 +341,25 @@ def test_engines_panel_names_every_engine(root, h):
     for label in ("Segmenter", "Poses", "Model", "IC overlay"):
         assert f"<b>{label}</b>" in out
     assert "body_pose_model.pth" in out or "detector" in out
+
+
+def test_history_selection_shows_a_clip_and_reopens_its_scene(root, h):
+    s = view(h.load(None))["session"]
+    h.open_example(s, "ada-meets-pip")
+    h.reorder(s, ev(slot=0, track=1))
+    doc = compose.scene_doc(s)
+    folder = s.new_path("clips", "", "001")
+    scene_file = compose.export_scene(doc, s.folder, folder)
+    for name in ("v.mp4", "v.gif", "t.png"):
+        (folder / name).write_bytes(b"")
+    s.add_clip(Clip(1, folder, folder / "v.mp4", folder / "v.gif", None, None, scene_file, folder / "t.png",
+                    "#1 · Ada, Pip", 2.0, doc))
+    h.pick(s, ev(id="zed"))                                    # the composition moves on
+    h.set_controls(s, 8, 5, 2.0, 99, "ddim")
+    out = h.select_clip(s, types.SimpleNamespace(index=0))
+    assert out[1] == str(folder / "v.mp4") and out[6]["label"] == "⬇ scene.zip" and "Clip #1" in out[7]
+    assert out[8] == [(str(folder / "t.png"), "#1 · Ada, Pip")]
+    v = view(h.restore_clip(s))
+    assert scene_of(v) == doc and s.comp.assignment == [1, 0] and s.comp.seed == 0
+    with pytest.raises(gr.Error, match="no longer kept"):
+        h.select_clip(s, types.SimpleNamespace(index=3))
