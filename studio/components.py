@@ -119,11 +119,14 @@ def chips_html(chips: list[Chip], hints: list[str], motion_label: str) -> str:
                 'and a track of the motion here. Drag chips between tracks to decide who performs what.</p></div>')
     by_track = {c.track: c for c in chips if c.track >= 0}
     bench = [c for c in chips if c.track < 0]
-    parts = [f'<div class="xo-chips" data-assignment="{",".join(str(c.track) for c in sorted(chips, key=lambda c: c.slot))}">'
+    compact = len(hints) >= 4                   # five tracks share one row: names only, hints as tooltips
+    parts = [f'<div class="xo-chips{" xo-compact" if compact else ""}" '
+             f'data-assignment="{",".join(str(c.track) for c in sorted(chips, key=lambda c: c.slot))}">'
              f'<div class="xo-row" style="--n:{max(1, len(hints))}">']
     for t, hint in enumerate(hints):
-        parts.append(f'<div class="xo-track" data-track="{t}"><div class="xo-track-head">'
-                     f'<b>Track {t + 1}</b><small>{escape(hint)}</small></div><div class="xo-drop">')
+        parts.append(f'<div class="xo-track" data-track="{t}" title="Track {t + 1}: {escape(hint)}">'
+                     f'<div class="xo-track-head"><b>Track {t + 1}</b><small>{escape(hint)}</small></div>'
+                     '<div class="xo-drop">')
         c = by_track.get(t)
         parts.append(_chip(c) if c else '<span class="xo-free">nobody — track not drawn</span>')
         parts.append("</div></div>")
@@ -247,4 +250,13 @@ CHIPS_CSS = r"""
   background: color-mix(in srgb, #f59e0b 12%, transparent); }
 .xo-bench .xo-chip { flex: 0 1 180px; }
 .xo-hint { margin: 0; font-size: 12px; color: var(--body-text-color-subdued); }
+.xo-compact .xo-row { gap: 6px; }
+.xo-compact .xo-track { padding: 6px 4px; }
+.xo-compact .xo-track-head small, .xo-compact .xo-chip-text small { display: none; }
+.xo-compact .xo-chip { padding: 4px 18px 4px 4px; gap: 4px; }
+.xo-compact .xo-chip img { height: 40px; width: 26px; }
+.xo-compact .xo-chip-text b { font-size: 12.5px; }
+.xo-compact .xo-x { right: 1px; top: 1px; }
+.xo-compact .xo-free { font-size: 0; }
+.xo-compact .xo-free::after { content: "empty"; font-size: 11px; }
 """

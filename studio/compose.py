@@ -23,7 +23,7 @@ import numpy as np
 from pipelines.library import Library, LibraryCharacter, check_style
 from pipelines.pose.openpose import track_x
 from pipelines.pose.templates import list_templates, load_motion_file, template_info
-from pipelines.scene import MAX_CHARACTERS, SCHEDULERS, Scene, SceneError, check_assignment, track_slots
+from pipelines.scene import MAX_CHARACTERS, SCHEDULERS, Scene, SceneError, track_slots
 from pipelines.world.motions import MOTIONS, caption, tag
 
 from .session import MAX_JSON_MB, MAX_UPLOAD_MB, Composition, Session

@@ -11,21 +11,18 @@ import functools
 import html
 import json
 import random
-import time
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 import numpy as np
 
-from pipelines.pose.palette import slot_hex
 from pipelines.scene import MAX_CHARACTERS, SceneError
 from pipelines.world.shows import SHOWS, VARIANTS, background
 
 from . import compose
 from .components import Card, Chip, ShowGroup, chips_html, library_html
 from .services import GenerationCancelled, Services, check_upload, write_video
-from .session import MAX_FRAMES, Clip, SegObject, SegWork, Session, new_session, sessions_root
+from .session import MAX_FRAMES, Clip, SegObject, SegWork, Session, new_session
 
 SCENE_KEYS = ("library", "chips", "motion_source", "template", "json_upload", "video_upload", "motion_note",
               "background", "prompt", "frames", "steps", "guidance", "seed", "scheduler", "preview",

@@ -49,7 +49,8 @@ def build_studio(services: Services | None = None) -> gr.Blocks:
                         c["seg_upload"] = gr.UploadButton("Upload an image", file_types=["image"], variant="secondary",
                                                           size="sm", elem_id="xo-seg-upload")
                         c["canvas"] = gr.Image(label="Click on a character", interactive=False, type="numpy",
-                                               show_label=True, elem_id="xo-canvas", height=380, buttons=[])
+                                               show_label=True, elem_id="xo-canvas", height=380, buttons=[],
+                                               placeholder="Upload a picture, then click on a character to cut it out")
                         c["click_mode"] = gr.Radio(["Include (+)", "Exclude (−)"], value="Include (+)",
                                                    show_label=False, container=False, elem_id="xo-click-mode")
                         with gr.Row():

@@ -20,7 +20,6 @@ import importlib
 import importlib.util
 import io
 import json
-import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from pipelines.scene import Scene, track_slots
 
 from . import compose
 from .session import (MAX_IMAGE_PIXELS, MAX_JSON_MB, MAX_UPLOAD_MB, MAX_VIDEO_FRAMES, MAX_VIDEO_SECONDS,
-                      WORK_IMAGE_SIDE, Clip, Session)
+                      WORK_IMAGE_SIDE, Session)
 
 PREVIEW_SIZE = 256
 

@@ -55,7 +55,7 @@ CSS = """
 .xo-h { display: flex; align-items: center; gap: 10px; margin: 0 0 4px; font-size: 18px; font-weight: 800; }
 .xo-h span { width: 26px; height: 26px; border-radius: 8px; display: grid; place-items: center; font-size: 14px;
   color: white; background: linear-gradient(135deg, var(--primary-500), #d946ef); }
-.xo-note { font-size: 12.5px; color: var(--body-text-color-subdued); }
+.xo-note, .xo-note p, .xo-note li { font-size: 12.5px !important; color: var(--body-text-color-subdued); }
 #xo-scene-status { font-size: 13px; }
 #xo-generate { min-height: 52px; }
 #xo-canvas img { cursor: crosshair; }

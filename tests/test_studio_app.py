@@ -117,7 +117,9 @@ def test_browser_pick_cut_out_drag_generate(app_url, unseen_character, tmp_path)
 
         # cut a character out of an uploaded image with one click, name it, add it to the cast
         page.get_by_role("tab", name="Add your own").click()
-        page.locator("#xo-seg-upload input[type=file]").set_input_files(str(upload))
+        with page.expect_file_chooser() as chooser:
+            page.locator("#xo-seg-upload").click()
+        chooser.value.set_files(str(upload))
         canvas = page.locator("#xo-canvas img")
         expect(canvas).to_be_visible(timeout=15_000)
         page.wait_for_function("() => { const i = document.querySelector('#xo-canvas img'); "
