@@ -11,6 +11,7 @@ import functools
 import html
 import json
 import random
+import shutil
 from pathlib import Path
 
 import gradio as gr
@@ -26,7 +27,7 @@ from .session import MAX_FRAMES, Clip, SegObject, SegWork, Session, new_session
 
 SCENE_KEYS = ("library", "chips", "motion_source", "template", "json_upload", "video_upload", "motion_note",
               "background", "prompt", "frames", "steps", "guidance", "seed", "scheduler", "preview",
-              "scene_json", "scene_status", "generate_btn")
+              "scene_json", "scene_status", "generate_btn", "save_scene")
 RESULT_KEYS = ("video", "sheet", "overlay", "dl_mp4", "dl_gif", "dl_scene", "result_info", "history")
 SEG_KEYS = ("canvas", "seg_status")
 SOURCES = ("Template", "OpenPose JSON", "Driving video")
@@ -120,14 +121,25 @@ class Handlers:
             gr.update(visible=source == SOURCES[1]),
             gr.update(visible=source == SOURCES[2]),
             notes,
-            self._background_value(comp),
+            gr.update(value=self._background_value(comp), choices=self.background_choices(comp)),
             comp.prompt,
             comp.frames, comp.steps, comp.guidance, comp.seed, comp.scheduler,
             self.preview(session, [c.name for c in chars]) if preview else gr.skip(),
             json.dumps(doc, indent=2),
             status,
             gr.update(interactive=ready),
+            self._saved_scene(session, doc, ready),
         )
+
+    @staticmethod
+    def _saved_scene(session: Session, doc: dict, ready: bool):
+        """The "Save scene" button's file: scene.json, or scene.zip with the files it references."""
+        if not ready:
+            return gr.update(value=None, interactive=False, label="⬇ Save scene")
+        folder = session.folder / "saved"
+        shutil.rmtree(folder, ignore_errors=True)
+        path = compose.export_scene(doc, session.folder, folder)
+        return gr.update(value=str(path), interactive=True, label=f"⬇ Save scene ({path.name})")
 
     def preview(self, session: Session, names: list[str]):
         """The pose preview; re-rendered only when something it shows changed (else the player keeps playing)."""
@@ -162,9 +174,15 @@ class Handlers:
         return None
 
     @staticmethod
-    def background_choices() -> list[tuple[str, str]]:
+    def background_choices(comp=None) -> list[tuple[str, str]]:
         out = [(f"{s.title} · set {v + 1} ({s.style})", f"{sid}:{v}") for sid, s in SHOWS.items() for v in range(VARIANTS)]
-        return out + [("Plain grey", PLAIN_BG), ("Image from the opened scene", "image")]
+        out.append(("Plain grey", PLAIN_BG))
+        bg = (comp.background if comp is not None else None) or {}
+        if "color" in bg and f"color:{bg['color']}" != PLAIN_BG:
+            out.append((f"Plain {bg['color']}", f"color:{bg['color']}"))
+        if "image" in bg:
+            out.append(("Image from the opened scene", "image"))
+        return out
 
     def _changed(self, session: Session, notes: list[str] | None = None) -> tuple:
         for n in notes or []:
@@ -608,7 +626,7 @@ class Handlers:
         """Generate a clip from a Scene JSON document (and, when it references images or keypoint files, a
         zip holding them). Returns the mp4 and the validated scene."""
         from pipelines.scene import Scene
-        session = Session()
+        session = new_session()
         base, doc = session.folder / "imports", None
         if bundle:
             scene_file = compose._unpack(session, check_upload(bundle, "bundle", 25))
@@ -630,7 +648,7 @@ class Handlers:
         """Segment one character in an image from clicks: ``points`` is JSON ``[[x, y, label], …]`` (label 1
         = include, 0 = exclude) in the image's pixels. Returns the mask PNG, the RGBA cut-out and the score."""
         from PIL import Image
-        session = Session()
+        session = new_session()
         try:
             pts = json.loads(points)
             if not isinstance(pts, list) or not pts:

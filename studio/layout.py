@@ -111,6 +111,8 @@ def build_studio(services: Services | None = None) -> gr.Blocks:
                 with gr.Row():
                     c["generate_btn"] = gr.Button("Generate", variant="primary", size="lg", scale=4, elem_id="xo-generate")
                     c["cancel"] = gr.Button("Cancel", variant="stop", size="lg", scale=1, elem_id="xo-cancel")
+                c["save_scene"] = gr.DownloadButton("⬇ Save scene", size="sm", variant="secondary", interactive=False,
+                                                    elem_id="xo-save-scene")
 
         # -------------------------------------------------------------------- 3 · result
         with gr.Column(elem_classes="xo-step", elem_id="xo-result"):

@@ -44,6 +44,8 @@ def sessions_root() -> Path:
 
 
 _sweep_lock = threading.Lock()
+_last_sweep = 0.0
+SWEEP_EVERY_S = 600
 
 
 def sweep_sessions(root: Path | None = None, max_age_s: float = SESSION_MAX_AGE_S, now: float | None = None) -> list[Path]:
@@ -182,8 +184,11 @@ class Session:
 
 
 def new_session() -> Session:
-    """The ``gr.State`` factory: sweep stale folders, then start a fresh session."""
-    sweep_sessions()
+    """The ``gr.State`` factory: sweep stale folders (at most every SWEEP_EVERY_S), then start a session."""
+    global _last_sweep
+    if time.time() - _last_sweep > SWEEP_EVERY_S:
+        _last_sweep = time.time()
+        sweep_sessions()
     return Session()
 
 

@@ -246,10 +246,16 @@ def test_scene_zip_round_trip_restores_the_whole_composition(root, h, tmp_path):
         h.open_scene(Session(), str(lone))
 
 
-def test_a_library_only_scene_downloads_as_plain_json(root, h):
-    s = view(h.load(None))["session"]
-    path = compose.export_scene(compose.scene_doc(s), s.folder, s.folder / "clips" / "x")
-    assert path.name == "scene.json" and json.loads(path.read_text())["characters"] == [{"id": "pip"}, {"id": "dora"}]
+def test_save_scene_offers_json_alone_or_a_zip_with_its_files(root, h):
+    v = view(h.load(None))
+    saved = v["save_scene"]
+    assert saved["interactive"] and saved["value"].endswith("scene.json")
+    assert json.loads(open(saved["value"]).read()) == scene_of(v)
+    v = view(h.open_example(v["session"], "ada-meets-pip"))
+    assert v["save_scene"]["value"].endswith("scene.zip") and "scene.zip" in v["save_scene"]["label"]
+    h.remove(v["session"], ev(slot=0))
+    v = view(h.remove(v["session"], ev(slot=0)))
+    assert v["save_scene"]["interactive"] is False               # nothing valid to save
 
 
 def test_scene_zips_are_unpacked_safely(root, h, tmp_path):
