@@ -189,8 +189,10 @@ def _wire(demo: gr.Blocks, h: Handlers, state: gr.State, c: dict) -> None:
     c["chips"].remove(h.remove, [state], scene_out, show_progress="hidden", **quiet)
     c["motion_source"].input(h.choose_source, [state, c["motion_source"]], scene_out, show_progress="hidden", **quiet)
     c["template"].input(h.choose_template, [state, c["template"]], scene_out, show_progress="hidden", **quiet)
-    c["json_upload"].upload(h.upload_json, [state, c["json_upload"]], scene_out, **quiet)
-    c["video_upload"].upload(h.upload_video, [state, c["video_upload"]], scene_out, **quiet)
+    c["json_upload"].upload(h.upload_json, [state, c["json_upload"]], scene_out, show_progress_on=[c["preview"]],
+                            **quiet)
+    c["video_upload"].upload(h.upload_video, [state, c["video_upload"]], scene_out, show_progress_on=[c["preview"]],
+                             concurrency_id="pose", concurrency_limit=1, **quiet)
     c["background"].input(h.choose_background, [state, c["background"]], scene_out, show_progress="hidden", **quiet)
     c["prompt"].input(h.edit_prompt, [state, c["prompt"]], [state, c["scene_json"]], trigger_mode="always_last", **fast)
     c["refill"].click(h.refill_prompt, [state], scene_out, show_progress="hidden", **quiet)
@@ -208,16 +210,19 @@ def _wire(demo: gr.Blocks, h: Handlers, state: gr.State, c: dict) -> None:
         show_progress_on=[c["video"]], **quiet)
     c["cancel"].click(h.cancel, [state], None, cancels=[gen], **fast)
     c["history"].select(h.select_clip, [state], result_out, **quiet)
-    c["restore"].click(h.restore_clip, [state], scene_out, **quiet)
+    c["restore"].click(h.restore_clip, [state], scene_out, show_progress_on=[c["preview"]], **quiet)
 
     # open a scene
-    c["scene_upload"].upload(h.open_scene, [state, c["scene_upload"]], scene_out, **quiet)
-    c["open_example"].click(h.open_example, [state, c["example"]], scene_out, **quiet)
+    c["scene_upload"].upload(h.open_scene, [state, c["scene_upload"]], scene_out, show_progress_on=[c["preview"]],
+                             **quiet)
+    c["open_example"].click(h.open_example, [state, c["example"]], scene_out, show_progress_on=[c["preview"]], **quiet)
 
     # add your own
-    c["seg_upload"].upload(h.seg_upload, [state, c["seg_upload"]], seg_out, **quiet)
-    c["canvas"].select(h.seg_click, [state, c["click_mode"]], seg_out, trigger_mode="multiple", **quiet)
-    c["undo"].click(h.seg_undo, [state], seg_out, **quiet)
-    c["reset"].click(h.seg_reset, [state], seg_out, **quiet)
+    # a refused click must not hide the picture behind an error badge: no progress overlay on these
+    c["seg_upload"].upload(h.seg_upload, [state, c["seg_upload"]], seg_out, show_progress="minimal", **quiet)
+    c["canvas"].select(h.seg_click, [state, c["click_mode"]], seg_out, trigger_mode="multiple", show_progress="hidden",
+                       concurrency_id="seg-click", concurrency_limit=1, **quiet)   # clicks apply in order
+    c["undo"].click(h.seg_undo, [state], seg_out, show_progress="hidden", **quiet)
+    c["reset"].click(h.seg_reset, [state], seg_out, show_progress="hidden", **quiet)
     c["seg_add"].click(h.seg_add, [state, c["char_name"], c["char_style"]],
                        [*scene_out, c["canvas"], c["seg_status"], c["char_name"]], **quiet)

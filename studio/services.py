@@ -20,6 +20,7 @@ import importlib
 import importlib.util
 import io
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -353,7 +354,7 @@ class GenerateService:
     def _device_name(self) -> str:
         if self.device is not None:
             return str(self.device)
-        if importlib.util.find_spec("spaces") is not None:
+        if os.environ.get("SPACES_ZERO_GPU") == "true":
             return "ZeroGPU"
         return "CPU" if self._accelerator() is None else str(self._accelerator())
 
