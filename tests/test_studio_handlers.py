@@ -369,3 +369,22 @@ def test_history_selection_shows_a_clip_and_reopens_its_scene(root, h):
     assert scene_of(v) == doc and s.comp.assignment == [1, 0] and s.comp.seed == 0
     with pytest.raises(gr.Error, match="no longer kept"):
         h.select_clip(s, types.SimpleNamespace(index=3))
+
+
+def test_api_endpoints_refuse_bad_input_with_what_to_do(root, h, tmp_path):
+    with pytest.raises(gr.Error, match="scene_json: not valid JSON"):
+        h.api_generate("{oops", None)
+    with pytest.raises(gr.Error, match="give a Scene JSON document"):
+        h.api_generate("", None)
+    bad = {"version": 1, "characters": [{"id": "nobody"}], "motion": {"template": "walk-1"}}
+    with pytest.raises(gr.Error, match="unknown character 'nobody'"):
+        h.api_generate(json.dumps(bad), None)
+    lone = {"version": 1, "characters": [{"name": "Ada", "image": "ada.png", "mask": "ada-mask.png",
+                                          "style": "live-action"}], "motion": {"template": "walk-1"}}
+    with pytest.raises(gr.Error, match="not found next to the scene"):
+        h.api_generate(json.dumps(lone), None)                 # its images must come in the bundle zip
+    img = tmp_path / "img.png"
+    Image.new("RGB", (64, 64)).save(img)
+    for points in ("nope", "[]", '[["a", 1]]'):
+        with pytest.raises(gr.Error, match="points"):
+            h.api_segment(str(img), points)
