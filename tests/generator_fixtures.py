@@ -4,12 +4,23 @@ zero-initialised outputs are given small random weights, so every input visibly 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from pipelines.models import TEST, build_components
 from pipelines.models.temporal import motion_placement
 
 SIZE = 64
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread per test: the machine's 2 cores are shared, and an oversubscribed second thread made
+    these tiny models up to 30× slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def wake(components: dict, seed: int = 1, scale: float = 0.05) -> dict:

@@ -9,21 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from generator_fixtures import SIZE, static_keypoints
+from generator_fixtures import SIZE, one_thread, static_keypoints  # noqa: F401 (one_thread: autouse)
 from pipelines.generate import main
 from pipelines.mix import ModelNotFoundError, compose_sheet, resolve_model, sheet_from_frame
 from pipelines.mix.__main__ import init_model, model_info
 from pipelines.mix.guidance import slot_regions, target_guidance
 from pipelines.mix.loading import INIT_COMMAND
 from pipelines.pose.palette import PALETTE
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import torch
 from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 from diffusers.models.attention_processor import Attention
 
-from generator_fixtures import make_components
+from generator_fixtures import make_components, one_thread  # noqa: F401 (one_thread: autouse)
 from pipelines.models import (ANIMATE_ANYONE, TEST, ContextEncoder, MixDenoiser, PoseGuider, build_components,
                               count_parameters)
 from pipelines.models.context import slot_images
@@ -15,15 +15,6 @@ from pipelines.models.reference_attention import (ReferenceFeatures, ReferenceRe
                                                   self_attention_layers)
 from pipelines.models.temporal import motion_placement
 from pipelines.pose.palette import palette_array
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # the machine's 2 cores are shared; one thread per test process is the fastest and steadiest
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -255,3 +246,51 @@ def test_animate_anyone_size_builds_on_meta_device(capsys):
                       comps["reference_guider"])
     assert len(den.reference_layers) == 16
     assert isinstance(comps["unet"], UNet2DConditionModel)
+
+
+# ---- the trainer's forward (the hand-off recipe in docs/GENERATOR.md) ---------------------------------------
+def test_training_forward_reaches_every_trainable_module():
+    from diffusers import DDPMScheduler
+
+    c = make_components("end2end-m")
+    for m in c.values():
+        if isinstance(m, torch.nn.Module):
+            m.train()
+    den = MixDenoiser(c["unet"], c["reference_net"], c["pose_guider"], c["motion_adapter"], c["reference_guider"])
+    B, F, S, H = 2, 3, 5, 64
+    g = torch.Generator().manual_seed(0)
+    reference = torch.rand(B, 3, H, H, generator=g) * 2 - 1            # collate(): images in [-1, 1]
+    ref_masks = torch.zeros(B, S, H, H)
+    ref_masks[:, 0, 20:60, 4:28] = 1
+    ref_masks[:, 1, 20:60, 36:60] = 1                                  # slots 2..4 are padding
+    target_masks = ref_masks[:, None].repeat(1, F, 1, 1, 1).flip(-1)   # the two characters swapped places
+    target = torch.rand(B, F, 3, H, H, generator=g) * 2 - 1
+    pose = torch.rand(B, F, 3, H, H, generator=g) * 2 - 1
+    ref_pose = torch.rand(B, 3, H, H, generator=g) * 2 - 1
+    valid = torch.tensor([[True, True, False, False, False]] * B)
+
+    vae, sf = c["vae"], c["vae"].config.scaling_factor
+    with torch.no_grad():
+        latents = vae.encode(target.flatten(0, 1)).latent_dist.sample(g) * sf
+        latents = latents.unflatten(0, (B, F)).transpose(1, 2)             # (B, C, F, h, w)
+        ref_latents = vae.encode(reference).latent_dist.mode() * sf
+    enc = c["context_encoder"]
+    context = enc(torch.arange(S).expand(B, S), slot_images=slot_images(reference, ref_masks, enc.config.image_size),
+                  slot_mask=valid)
+    dropped = torch.tensor([False, True])                              # CFG dropout: no reference, null context
+    context = torch.where(dropped[:, None, None], enc.null_context(context), context)
+    ref_index = torch.where(dropped, -1, torch.arange(B))
+    noise = torch.randn(latents.shape, generator=g)
+    sched = DDPMScheduler.from_config(c["scheduler"].config)
+    t = torch.tensor([100, 700])
+    noisy = sched.add_noise(latents, noise, t)
+    ref = den.encode_reference(ref_latents, context, ref_pose)
+    out = den(noisy, t, context, ref, den.encode_pose(pose), ref_index=ref_index, regions=target_masks > 0.5,
+              ref_regions=ref_masks > 0.5, capture_layers=den.reference_layers[:2])
+    img, report = img_loss_from_captures(out.captures, target_masks, ref_masks)
+    loss = torch.nn.functional.mse_loss(out.sample, noise) + 0.2 * img
+    loss.backward()
+    assert out.sample.shape == noise.shape and set(report) == set(den.reference_layers[:2])
+    for name in ("unet", "reference_net", "pose_guider", "reference_guider", "motion_adapter", "context_encoder"):
+        grads = [p.grad for p in c[name].parameters() if p.grad is not None]
+        assert grads and sum(float(gr.abs().sum()) for gr in grads) > 0, name

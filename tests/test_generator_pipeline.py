@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from generator_fixtures import SIZE, make_components, static_keypoints
+from generator_fixtures import SIZE, make_components, one_thread, static_keypoints  # noqa: F401
 from pipelines.mix import MixPipeline, temporal_windows, window_weights
 from pipelines.mix.__main__ import init_model
 from pipelines.pose.ieg import OPENPOSE_LIMB_COLORS
@@ -18,13 +18,6 @@ from pipelines.world import World
 
 FRAMES = 8
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def make_pipe(mode="end2end", **kw):
