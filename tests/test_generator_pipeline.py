@@ -163,6 +163,12 @@ def test_bad_inputs_give_clear_errors(pipe, clip, change, message):
         pipe(**args(clip, **change(clip)))
 
 
+def test_end2end_m_without_a_reference_guider_is_refused():
+    from pipelines.models import TEST, build_components
+    with pytest.raises(ValueError, match="masked_reference_attention: End2End-M builds on End2End"):
+        MixPipeline(**build_components(TEST, mode="ieg"), masked_reference_attention=True)
+
+
 def test_scene_and_explicit_arguments_do_not_mix(pipe, clip):
     scene = Scene.load("assets/scenes/pip-dora-swap.json")
     with pytest.raises(ValueError, match="keypoints: the scene already says this"):

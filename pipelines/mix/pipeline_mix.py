@@ -125,6 +125,9 @@ class MixPipeline(DiffusionPipeline):
                  motion_adapter: MotionAdapter | None = None, reference_guider: PoseGuider | None = None,
                  motion_model: Any = None, plain_skeleton: bool = False, masked_reference_attention: bool = False):
         super().__init__()
+        if masked_reference_attention and reference_guider is None:
+            raise ValueError("masked_reference_attention: End2End-M builds on End2End; register a reference_guider "
+                             "(build_components(mode='end2end-m') makes one)")
         self.register_modules(vae=vae, unet=unet, reference_net=reference_net, pose_guider=pose_guider,
                               context_encoder=context_encoder, scheduler=scheduler, motion_adapter=motion_adapter,
                               reference_guider=reference_guider, motion_model=motion_model)
@@ -136,6 +139,8 @@ class MixPipeline(DiffusionPipeline):
         self._denoiser: MixDenoiser | None = None
         self._denoiser_parts: tuple = ()
         self._interrupt = False
+        self._guidance_scale = 1.0
+        self._num_timesteps = 0
 
     # ---- models ---------------------------------------------------------------------------------------
     @property
@@ -196,6 +201,10 @@ class MixPipeline(DiffusionPipeline):
             if given:
                 raise ValueError(f"{given[0]}: the scene already says this; pass either a scene or explicit "
                                  "arguments (only sampler settings and the generator override a scene)")
+            for name in ("width", "height"):
+                if getattr(scene, name) % self.size_multiple:
+                    raise ValueError(f"{name}: the scene's {getattr(scene, name)} is not a multiple of "
+                                     f"{self.size_multiple}, which this model needs")
         else:
             self._check_explicit(reference_image, reference_masks, characters, keypoints, assignment, width,
                                  height, num_frames)
