@@ -22,7 +22,7 @@ from pipelines.world.shows import SHOWS, VARIANTS, background
 
 from . import compose
 from .components import Card, Chip, ShowGroup, chips_html, library_html
-from .services import GenerationCancelled, Services, check_upload, write_video
+from .services import GenerationCancelled, Services, check_upload
 from .session import MAX_FRAMES, Clip, SegObject, SegWork, Session, new_session
 
 SCENE_KEYS = ("library", "chips", "motion_source", "template", "json_upload", "video_upload", "motion_note",
@@ -406,25 +406,24 @@ class Handlers:
         return (session, *self.result_view(session, clip))
 
     def _save_clip(self, session: Session, scene, doc: dict, gen) -> Clip:
-        import imageio.v2 as imageio
         from PIL import Image
         session.clip_counter += 1
         n = session.clip_counter
         folder = session.new_path("clips", "", f"{n:03d}")
         folder.mkdir(parents=True)
-        video = write_video(folder / f"crossover-{n:03d}.mp4", gen.frames, scene.fps)
-        gif = folder / f"crossover-{n:03d}.gif"
-        imageio.mimwrite(gif, list(gen.frames), duration=1000 / scene.fps, loop=0)
-        sheet = write_video(folder / f"sheet-{n:03d}.mp4", side_by_side(gen.reference, gen.guidance, gen.frames), scene.fps)
+        files = self.s.generate.write(gen, folder, f"crossover-{n:03d}")
         scene_file = compose.export_scene(doc, session.folder, folder)
-        overlay = self.s.evaluate.overlay(video, scene_file, folder)
+        overlay = self.s.evaluate.overlay(files["video"], scene_file, folder)
         thumb = folder / "thumb.png"
         Image.fromarray(gen.frames[len(gen.frames) // 2]).save(thumb)
         lib = self.s.characters.library(session)
         names = ", ".join(lib.get(c).name for c in session.comp.picks)
         label = f"#{n} · {names} · {compose.motion_info(session.comp, session.folder).label}"
-        clip = Clip(n, folder, video, gif, sheet, overlay, scene_file, thumb, label, gen.seconds, doc)
+        clip = Clip(n, folder, files["video"], files["gif"], files["sheet"], overlay, scene_file, thumb, label,
+                    gen.seconds, doc)
         session.add_clip(clip)
+        for w in gen.warnings:
+            gr.Info(w)
         return clip
 
     def result_view(self, session: Session, clip: Clip) -> tuple:
@@ -640,8 +639,8 @@ class Handlers:
             raise ValueError("scene_json: give a Scene JSON document, or a bundle zip holding scene.json")
         scene = Scene.from_dict(doc, base, self.s.characters.library(session))
         gen = self.s.generate.generate(scene, "api-" + session.id)
-        video = write_video(session.folder / "clips" / "crossover.mp4", gen.frames, scene.fps)
-        return str(video), scene.to_dict()
+        files = self.s.generate.write(gen, session.folder / "clips", "crossover")
+        return str(files["video"]), scene.to_dict()
 
     @user_errors
     def api_segment(self, image: str | None, points: str) -> tuple:
@@ -668,16 +667,3 @@ class Handlers:
         Image.fromarray(self.s.segment.cutout(img, mask)).save(cut_path)
         return str(mask_path), str(cut_path), score
 
-
-def side_by_side(reference: np.ndarray, guidance: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    """Frames of the comparison sheet: reference sheet | IEG guidance | generated frame, at the output's height."""
-    from PIL import Image
-    F, H, W = frames.shape[:3]
-    ref = np.asarray(reference)
-    rw = max(2, round(ref.shape[1] * H / ref.shape[0]))
-    ref = np.asarray(Image.fromarray(ref).resize((rw, H), Image.LANCZOS))
-    gd = np.asarray(guidance)
-    if gd.shape[1:3] != (H, W):
-        gd = np.stack([np.asarray(Image.fromarray(g).resize((W, H), Image.NEAREST)) for g in gd])
-    gap = np.full((H, 4, 3), 255, np.uint8)
-    return np.stack([np.concatenate([ref, gap, gd[min(i, len(gd) - 1)], gap, frames[i]], 1) for i in range(F)])

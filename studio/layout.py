@@ -16,7 +16,7 @@ from .components import CHIPS_CSS, CHIPS_JS, LIBRARY_CSS, LIBRARY_JS
 from .handlers import RESULT_KEYS, SCENE_KEYS, SOURCES, STYLE_FILTERS, Handlers
 from .services import Services
 from .session import (MAX_FRAMES, MAX_IMAGE_PIXELS, MAX_UPLOAD_MB, MAX_VIDEO_SECONDS, SESSION_MAX_AGE_S,
-                      end_session, new_session)
+                      end_session)
 from .theme import HEADER
 
 GENERATE_CONCURRENCY = 1     # one model, one lock: a second generation waits in the queue with its position shown
@@ -27,7 +27,9 @@ def build_studio(services: Services | None = None) -> gr.Blocks:
     c: dict[str, gr.components.Component] = {}
 
     with gr.Blocks(title="Crossover Studio", analytics_enabled=False, delete_cache=(3600, SESSION_MAX_AGE_S)) as demo:
-        state = gr.State(new_session, time_to_live=SESSION_MAX_AGE_S, delete_callback=end_session)
+        # the session is created by the page's load event (h.load), not by a State factory: one creator,
+        # so two load events never race to make two sessions for one tab
+        state = gr.State(None, time_to_live=SESSION_MAX_AGE_S, delete_callback=end_session)
         with gr.Row(elem_id="xo-header", equal_height=True):
             gr.HTML(HEADER)
             c["engines"] = gr.HTML('<div class="xo-engines"><span class="xo-pill xo-off"><i></i>checking engines…</span></div>',
@@ -207,7 +209,7 @@ def _wire(demo: gr.Blocks, h: Handlers, state: gr.State, c: dict) -> None:
     # generate: validate without queueing, then queue the work; Cancel stops it at the next step
     gen = c["generate_btn"].click(h.validate_generate, [state, c["prompt"], *controls], [state], **fast).success(
         h.generate, [state], result_out, concurrency_limit=GENERATE_CONCURRENCY, concurrency_id="generate",
-        show_progress_on=[c["video"]], **quiet)
+        show_progress_on=[c["video"]], api_name="ui_generate", **quiet)      # "/generate" is the Scene-JSON API
     c["cancel"].click(h.cancel, [state], None, cancels=[gen], **fast)
     c["history"].select(h.select_clip, [state], result_out, **quiet)
     c["restore"].click(h.restore_clip, [state], scene_out, show_progress_on=[c["preview"]], **quiet)

@@ -23,6 +23,7 @@ import json
 import os
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -67,7 +68,8 @@ def check_upload(path: str | Path | None, what: str, max_mb: float) -> Path:
 
 
 def write_video(path: Path, frames: np.ndarray, fps: float) -> Path:
-    """H.264 mp4 that browsers play (yuv420p, even size)."""
+    """H.264 mp4 that browsers play (yuv420p, even size) — for the pose preview, which must not wait for
+    torch and diffusers to import (``pipelines.mix.export_to_video`` writes generated clips)."""
     import imageio.v2 as imageio
     frames = np.asarray(frames)
     h, w = frames.shape[1:3]
@@ -319,17 +321,21 @@ class GenerationCancelled(Exception):
 
 @dataclass
 class Generation:
-    frames: np.ndarray          # (F, H, W, 3) uint8
-    guidance: np.ndarray        # (F, H, W, 3) IEG frames
-    reference: np.ndarray       # the reference sheet (H, W, 3)
+    frames: np.ndarray              # (F, H, W, 3) uint8
+    guidance_frames: np.ndarray     # (F, H, W, 3) the IEG video the model was given
+    reference_sheet: np.ndarray     # (H, W, 3) what the ReferenceNet encoded
+    reference_guidance: np.ndarray  # (H, W, 3) the slot-tinted reference masks
+    fps: float
+    warnings: list[str]             # what the pipeline adjusted (e.g. a short motion held on its last pose)
     seconds: float
 
 
 class GenerateService:
-    """``MixPipeline`` on the embedded model, loaded on first use; one generation at a time."""
+    """``MixPipeline`` on the embedded model (``pipelines.mix.resolve_model``: an explicit path → assets →
+    the Hugging Face cache), loaded on first use; one generation at a time."""
 
     def __init__(self, model_path: str | Path | None = None, device=None):
-        self.model_path = Path(model_path) if model_path else models_dir() / "tiny"
+        self.model_path = model_path
         self.device = device
         self._pipe = None
         self._lock = threading.Lock()
@@ -338,11 +344,13 @@ class GenerateService:
     def status(self) -> tuple[str, str]:
         if importlib.util.find_spec("pipelines.mix") is None:
             return "missing", "The generator (pipelines.mix) is not installed in this build."
-        if not (self.model_path / "model_index.json").is_file():
-            return "missing", (f"No model at {self.model_path}: build the embedded model first "
-                               "(see the README, 'The embedded model').")
-        loaded = "loaded" if self._pipe is not None else "loads on first generation"
-        return "ready", f"Embedded model {self._rel(self.model_path)} ({loaded}) on {self._device_name()}."
+        from pipelines.mix import ModelNotFoundError, resolve_model
+        try:
+            path = resolve_model(self.model_path)
+        except ModelNotFoundError as e:
+            return "missing", str(e)
+        loaded = f"loaded, {self._pipe.mode} mode" if self._pipe is not None else "loads on first generation"
+        return "ready", f"Embedded model {self._rel(path)} ({loaded}) on {self._device_name()}."
 
     @staticmethod
     def _rel(p: Path) -> str:
@@ -351,31 +359,27 @@ class GenerateService:
         except ValueError:
             return str(p)
 
-    def _device_name(self) -> str:
+    def _device(self):
         if self.device is not None:
-            return str(self.device)
-        if os.environ.get("SPACES_ZERO_GPU") == "true":
-            return "ZeroGPU"
-        return "CPU" if self._accelerator() is None else str(self._accelerator())
-
-    @staticmethod
-    def _accelerator():
+            return self.device
         import torch
         acc = getattr(torch, "accelerator", None)
         return acc.current_accelerator() if acc is not None and acc.is_available() else None
+
+    def _device_name(self) -> str:
+        if os.environ.get("SPACES_ZERO_GPU") == "true":
+            return "ZeroGPU"
+        device = self._device()
+        return "CPU" if device is None else str(device)
 
     def pipeline(self):
         if self._pipe is None:
             with self._lock:
                 if self._pipe is None:
-                    kind, why = self.status()
-                    if kind == "missing":
-                        raise ValueError(why)
-                    from pipelines.mix import MixPipeline
-                    pipe = MixPipeline.from_pretrained(self.model_path)
-                    device = self.device if self.device is not None else self._accelerator()
-                    if device is not None:
-                        pipe = pipe.to(device)
+                    from pipelines.mix import load_pipeline
+                    pipe = load_pipeline(self.model_path, device=self._device())
+                    # the UI follows this bar (gr.Progress(track_tqdm=True)); load_pipeline turns it off
+                    pipe.set_progress_bar_config(disable=False, desc="denoising", leave=False)
                     self._pipe = pipe
         return self._pipe
 
@@ -397,15 +401,29 @@ class GenerateService:
 
         with self._lock:
             t0 = time.perf_counter()
-            out = _run_pipeline(pipe, scene, torch.Generator().manual_seed(int(scene.seed)), on_step_end)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                out = _run_pipeline(pipe, scene, torch.Generator().manual_seed(int(scene.seed)), on_step_end)
             seconds = time.perf_counter() - t0
-        return Generation(np.asarray(out.frames), np.asarray(out.guidance), np.asarray(out.reference), seconds)
+        notes = list(out.warnings) + [str(w.message) for w in caught if str(w.message) not in out.warnings]
+        return Generation(np.asarray(out.frames), np.asarray(out.guidance_frames), np.asarray(out.reference_sheet),
+                          np.asarray(out.reference_guidance), float(out.fps), notes, seconds)
+
+    @staticmethod
+    def write(gen: Generation, folder: Path, stem: str) -> dict[str, Path]:
+        """The clip's files: mp4, gif and the side-by-side view (references | slots | guidance | output)."""
+        from pipelines.mix import export_to_gif, export_to_video, side_by_side
+        view = side_by_side(gen.reference_sheet, gen.reference_guidance, gen.guidance_frames, gen.frames)
+        return {"video": export_to_video(gen.frames, folder / f"{stem}.mp4", gen.fps),
+                "gif": export_to_gif(gen.frames, folder / f"{stem}.gif", gen.fps),
+                "sheet": export_to_video(view, folder / f"{stem}-sheet.mp4", gen.fps)}
 
 
 @_gpu
 def _run_pipeline(pipe, scene: Scene, generator, callback):
-    return pipe(scene=scene, generator=generator, num_inference_steps=int(scene.sampler["steps"]),
-                guidance_scale=float(scene.sampler["guidance_scale"]), callback_on_step_end=callback)
+    return pipe(scene, generator=generator, num_inference_steps=int(scene.sampler["steps"]),
+                guidance_scale=float(scene.sampler["guidance_scale"]), scheduler=scene.sampler["scheduler"],
+                callback_on_step_end=callback)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -388,3 +388,46 @@ def test_api_endpoints_refuse_bad_input_with_what_to_do(root, h, tmp_path):
     for points in ("nope", "[]", '[["a", 1]]'):
         with pytest.raises(gr.Error, match="points"):
             h.api_segment(str(img), points)
+
+
+# ---- generation (the embedded model, kept short) ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def gen_handlers():
+    return Handlers()                                           # one pipeline for the module's generations
+
+
+def _quiet_progress(*args, **kwargs):
+    return None
+
+
+def test_generate_writes_the_clip_its_views_and_its_scene(root, gen_handlers):
+    import threading
+    from studio.handlers import RESULT_KEYS
+    h = gen_handlers
+    s = view(h.load(None))["session"]
+    h.reorder(s, ev(slot=0, track=1))
+    h.validate_generate(s, s.comp.prompt, 8, 2, 2.5, 5, "ddim")
+    r = dict(zip(("session",) + RESULT_KEYS, h.generate(s, progress=_quiet_progress)))
+    frames = imageio.mimread(r["video"])
+    assert len(frames) == 8 and frames[0].shape == (128, 128, 3)
+    assert len(imageio.mimread(r["dl_gif"]["value"])) == 8
+    sheet = imageio.mimread(r["sheet"])
+    assert len(sheet) == 8 and sheet[0].shape[1] > 3 * 128                      # references | slots | guidance | output
+    scene_file = r["dl_scene"]["value"]
+    assert scene_file.endswith("scene.json") and json.loads(open(scene_file).read())["assignment"] == [1, 0]
+    assert "Clip #1" in r["result_info"] and "8 frames" in r["result_info"]
+    assert len(r["history"]) == 1 and len(s.history) == 1
+    # the same scene and seed give the same clip
+    again = dict(zip(("session",) + RESULT_KEYS, h.generate(s, progress=_quiet_progress)))
+    assert np.abs(np.asarray(imageio.mimread(again["video"]), float) - np.asarray(frames, float)).mean() < 1.0
+    assert len(again["history"]) == 2 and again["history"][0][1].startswith("#2")
+
+    # Cancel stops a long generation at the next step: nothing is added to the history
+    h.validate_generate(s, s.comp.prompt, 8, 200, 2.5, 5, "ddim")
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(out=h.generate(s, progress=_quiet_progress)))
+    worker.start()
+    while worker.is_alive():
+        h.cancel(s)
+        worker.join(0.2)
+    assert all(isinstance(v, type(gr.skip())) for v in result["out"][1:]) and len(s.history) == 2
