@@ -24,7 +24,7 @@ def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")          # the studio never downloads weights
     from studio import build_studio, launch_kwargs
-    demo = build_studio()
+    demo = build_studio(warm_up=True)        # engines load in the background while the server starts
     demo.queue(default_concurrency_limit=4, max_size=args.queue_size)
     demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs())
 

@@ -22,8 +22,11 @@ from .theme import HEADER
 GENERATE_CONCURRENCY = 1     # one model, one lock: a second generation waits in the queue with its position shown
 
 
-def build_studio(services: Services | None = None) -> gr.Blocks:
+def build_studio(services: Services | None = None, warm_up: bool = False) -> gr.Blocks:
+    """The studio's Blocks. ``warm_up`` loads the engines in a background thread (the app does; tests need not)."""
     h = Handlers(services)
+    if warm_up:
+        h.s.warm_up()
     c: dict[str, gr.components.Component] = {}
 
     with gr.Blocks(title="Crossover Studio", analytics_enabled=False, delete_cache=(3600, SESSION_MAX_AGE_S)) as demo:

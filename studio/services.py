@@ -459,6 +459,20 @@ class Services:
         self.generate = generate or GenerateService()
         self.evaluate = evaluate or EvalService()
 
+    def warm_up(self) -> threading.Thread:
+        """Import the engines and load the generator in the background, so the first click does not wait
+        for torch and diffusers (app.py calls this once the server is starting; never at import)."""
+        def work():
+            try:
+                self.engines()
+                if self.generate.status()[0] == "ready":
+                    self.generate.pipeline()
+            except Exception:           # a missing engine is reported by the engines panel, not here
+                pass
+        t = threading.Thread(target=work, name="studio-warm-up", daemon=True)
+        t.start()
+        return t
+
     def engines(self) -> dict[str, tuple[str, str]]:
         """{engine: (state, one sentence)} for the engines panel."""
         out = {}
