@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers.utils import logging as dlogging
 
+from .loading import save_pipeline
 from ..models.configs import MODES, TEST, TINY, build_components, calibrate_vae_scale, count_parameters
 
 
@@ -36,14 +36,8 @@ def init_model(out: str | Path, *, seed: int = 0, mode: str = "end2end", size: s
     comps = build_components(cfg, seed=seed, mode=mode)
     calibrate_vae_scale(comps["vae"], world_frames(8, cfg.sample_size, seed))
     pipe = MixPipeline(**comps, plain_skeleton=mode == "plain", masked_reference_attention=mode == "end2end-m")
-    level = dlogging.get_verbosity()
-    dlogging.set_verbosity_error()          # casting a whole pipeline with .to() warns once per module
-    try:
-        pipe.to(dtype=dtype)
-        pipe.save_pretrained(out, safe_serialization=True)
-        return pipe.to(dtype=torch.float32)
-    finally:
-        dlogging.set_verbosity(level)
+    save_pipeline(pipe, out, fp16=dtype == torch.float16)
+    return pipe
 
 
 def model_info(path: str | Path | None = None) -> dict:

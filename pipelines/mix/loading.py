@@ -75,4 +75,19 @@ def load_pipeline(path: str | Path | None = None, *, device: str | torch.device 
     return pipe.to(device) if device is not None else pipe
 
 
-__all__ = ["resolve_model", "load_pipeline", "ModelNotFoundError", "DEFAULT_REPO", "DEFAULT_NAME", "INIT_COMMAND"]
+def save_pipeline(pipe, out: str | Path, *, fp16: bool = True) -> Path:
+    """Save a pipeline as safetensors — fp16 by default (half the bytes; ``load_pipeline`` reads it back as
+    fp32) — and leave ``pipe`` in fp32."""
+    from diffusers.utils import logging as dlogging
+    level = dlogging.get_verbosity()
+    dlogging.set_verbosity_error()          # casting a whole pipeline with .to() warns once per module
+    try:
+        pipe.to(dtype=torch.float16 if fp16 else torch.float32)
+        pipe.save_pretrained(out, safe_serialization=True)
+    finally:
+        pipe.to(dtype=torch.float32)
+        dlogging.set_verbosity(level)
+    return Path(out)
+
+
+__all__ = ["save_pipeline", "resolve_model", "load_pipeline", "ModelNotFoundError", "DEFAULT_REPO", "DEFAULT_NAME", "INIT_COMMAND"]
