@@ -606,8 +606,8 @@ class Handlers:
                 cv2.line(out, (x, y - r // 2), (x, y + r // 2), (255, 255, 255), max(1, r // 3), cv2.LINE_AA)
         return out
 
-    def seg_status(self, session: Session) -> str:
-        work = session.seg
+    def seg_status(self, session: Session | None) -> str:
+        work = session.seg if isinstance(session, Session) else None
         if work is None:
             return "Upload an image, then click on a character: **Include** clicks add to the cut-out, **Exclude** clicks trim it."
         obj = work.current

@@ -111,7 +111,7 @@ def build_studio(services: Services | None = None, warm_up: bool = False) -> gr.
                         c["guidance"] = gr.Slider(1.0, 10.0, step=0.5, value=2.5, label="Guidance scale")
                         c["scheduler"] = gr.Dropdown(list(SCHEDULERS), value="ddim", label="Sampler")
                         c["seed"] = gr.Number(value=0, label="Seed", precision=0, minimum=0)
-                        c["dice"] = gr.Button("🎲", size="sm", min_width=48, scale=0)
+                        c["dice"] = gr.Button("Random seed", size="sm", min_width=90, scale=0)
                 c["scene_status"] = gr.Markdown(elem_id="xo-scene-status")
                 with gr.Row():
                     c["generate_btn"] = gr.Button("Generate", variant="primary", size="lg", scale=4, elem_id="xo-generate")
@@ -141,7 +141,7 @@ def build_studio(services: Services | None = None, warm_up: bool = False) -> gr.
                         c["dl_scene"] = gr.DownloadButton("⬇ scene", interactive=False, size="sm", elem_id="xo-dl-scene")
                 with gr.Column(scale=4):
                     c["history"] = gr.Gallery(label="This session's clips", columns=3, height=330, allow_preview=False,
-                                              elem_id="xo-history")
+                                              fit_columns=False, object_fit="cover", elem_id="xo-history")
                     c["restore"] = gr.Button("Open the selected clip's scene", size="sm")
                     with gr.Accordion("scene.json", open=False):
                         c["scene_json"] = gr.Code(language="json", interactive=False, elem_id="xo-scene-json")
@@ -181,7 +181,7 @@ def _wire(demo: gr.Blocks, h: Handlers, state: gr.State, c: dict) -> None:
     fast = dict(queue=False, show_progress="hidden", **quiet)
 
     demo.load(h.load, [state], scene_out, **quiet)
-    demo.load(h.engines_html, None, [c["engines"]], **quiet)
+    demo.load(h.engines_html, None, [c["engines"]], show_progress="hidden", **quiet)
     demo.load(h.seg_status, [state], [c["seg_status"]], **quiet)
 
     # library

@@ -405,7 +405,9 @@ class GenerateService:
                 warnings.simplefilter("always")
                 out = _run_pipeline(pipe, scene, torch.Generator().manual_seed(int(scene.seed)), on_step_end)
             seconds = time.perf_counter() - t0
-        notes = list(out.warnings) + [str(w.message) for w in caught if str(w.message) not in out.warnings]
+        # the pipeline's own notes (e.g. a short motion held on its last pose) — not library noise
+        notes = list(out.warnings) + [str(w.message) for w in caught if issubclass(w.category, UserWarning)
+                                      and "pipelines" in Path(w.filename).parts and str(w.message) not in out.warnings]
         return Generation(np.asarray(out.frames), np.asarray(out.guidance_frames), np.asarray(out.reference_sheet),
                           np.asarray(out.reference_guidance), float(out.fps), notes, seconds)
 
