@@ -44,7 +44,7 @@ def is_user_character(session: Session, cid: str) -> bool:
     return (session.folder / "characters" / cid / "character.json").is_file()
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
     s = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     return s or "character"
 
@@ -72,9 +72,9 @@ def add_user_character(session: Session, image: np.ndarray, mask: np.ndarray, na
     mask = np.asarray(mask, bool)
     if mask.shape != image.shape[:2] or mask.sum() < 16:
         raise ValueError("mask: the character's mask is empty; click on the character first")
-    cid = "u-" + _slug(name)
+    cid = "u-" + slug(name)
     while (session.folder / "characters" / cid).exists():
-        cid = f"u-{_slug(name)}-{uuid.uuid4().hex[:4]}"
+        cid = f"u-{slug(name)}-{uuid.uuid4().hex[:4]}"
     folder = session.folder / "characters" / cid
     folder.mkdir(parents=True)
     Image.fromarray(np.ascontiguousarray(image[..., :3])).save(folder / "reference.png")
@@ -346,7 +346,7 @@ def export_scene(doc: dict, base: Path, out_dir: Path) -> Path:
 # ---------------------------------------------------------------------------------------------------------
 # scene.json / scene.zip → composition
 # ---------------------------------------------------------------------------------------------------------
-def _unpack(session: Session, path: Path) -> Path:
+def unpack_zip(session: Session, path: Path) -> Path:
     """Extract an uploaded zip safely (no absolute paths, nothing leaving the folder, bounded size) and
     return its scene file."""
     dest = session.folder / "imports" / uuid.uuid4().hex[:12]
@@ -389,7 +389,7 @@ def import_scene(session: Session, path: str | Path) -> list[str]:
     limit = MAX_UPLOAD_MB if path.suffix.lower() == ".zip" else MAX_JSON_MB
     if path.stat().st_size > limit * 2**20:
         raise ValueError(f"scene: {path.name} is larger than {limit} MB; a scene file is a few kB")
-    scene_path = _unpack(session, path) if path.suffix.lower() == ".zip" else path
+    scene_path = unpack_zip(session, path) if path.suffix.lower() == ".zip" else path
     try:
         doc = json.loads(scene_path.read_text())
     except (ValueError, UnicodeDecodeError) as e:
@@ -421,7 +421,7 @@ def import_scene(session: Session, path: str | Path) -> list[str]:
         comp.motion = {"template": scene.motion["template"]}
     else:
         src = scene.path(scene.motion["keypoints"])
-        dst = session.new_path("motions", ".json", _slug(src.stem))
+        dst = session.new_path("motions", ".json", slug(src.stem))
         shutil.copyfile(src, dst)
         comp.motion = {"keypoints": dst.relative_to(session.folder).as_posix(), "label": src.name}
     comp.assignment = list(scene.assignment)

@@ -23,7 +23,7 @@ from pipelines.world.shows import SHOWS, VARIANTS, background
 from . import compose
 from .components import Card, Chip, ShowGroup, chips_html, library_html
 from .services import GenerationCancelled, Services, check_upload
-from .session import MAX_FRAMES, Clip, SegObject, SegWork, Session, new_session
+from .session import MAX_FRAMES, MAX_UPLOAD_MB, Clip, SegObject, SegWork, Session, new_session
 
 SCENE_KEYS = ("library", "chips", "motion_source", "template", "json_upload", "video_upload", "motion_note",
               "background", "prompt", "frames", "steps", "guidance", "seed", "scheduler", "preview",
@@ -628,7 +628,7 @@ class Handlers:
         session = new_session()
         base, doc = session.folder / "imports", None
         if bundle:
-            scene_file = compose._unpack(session, check_upload(bundle, "bundle", 25))
+            scene_file = compose.unpack_zip(session, check_upload(bundle, "bundle", MAX_UPLOAD_MB))
             base, doc = scene_file.parent, json.loads(scene_file.read_text())
         if scene_json and scene_json.strip():
             try:

@@ -247,7 +247,7 @@ class MotionService:
         if kp.shape[0] > MAX_VIDEO_FRAMES * 4:
             raise ValueError(f"OpenPose JSON: {kp.shape[0]} frames; the limit is {MAX_VIDEO_FRAMES * 4}")
         fps = float(doc.get("fps", 8.0)) if isinstance(doc, dict) else 8.0
-        out = session.new_path("motions", ".json", compose._slug(p.stem))
+        out = session.new_path("motions", ".json", compose.slug(p.stem))
         save_motion(out, kp, w, h, fps=fps, name=p.stem)
         return {"keypoints": out.relative_to(session.folder).as_posix(), "label": p.name}
 
@@ -261,7 +261,7 @@ class MotionService:
         with self._lock:
             kp = extractor(clip.frames, progress=progress)
         h, w = clip.frames.shape[1:3]
-        out = session.new_path("motions", ".json", compose._slug(p.stem))
+        out = session.new_path("motions", ".json", compose.slug(p.stem))
         save_motion(out, kp, w, h, fps=clip.fps, name=p.stem, extra={"source": "video", "detector": extractor.backend})
         return {"keypoints": out.relative_to(session.folder).as_posix(), "label": p.name}
 
