@@ -187,6 +187,27 @@ def test_driving_video_without_detector_weights_says_what_is_missing(root, h, tm
     assert kind == "templates" and "lllyasviel/Annotators" in text
 
 
+def test_driving_video_becomes_the_motion_when_a_detector_is_available(root, h, tmp_path, world):
+    from pipelines.pose.extract import PoseExtractor
+    clip = world.clip(4, characters=["pip", "dora"], motion="swap", size=128, frames=8)
+    calls = []
+
+    def detector(frame):                # stands in for the network: the world's ground truth, frame by frame
+        calls.append(1)
+        return clip.keypoints[len(calls) - 1]
+    h.s.motion._extractor = PoseExtractor(detector=detector)
+    s = view(h.load(None))["session"]
+    path = tmp_path / "dance.mp4"
+    imageio.mimwrite(path, list(clip.frames), fps=8, codec="libx264", macro_block_size=16)
+    v = view(h.upload_video(s, str(path), progress=lambda *a, **k: None))
+    assert len(calls) == 8 and v["motion_source"] == SOURCES[2] and "dance.mp4" in v["motion_note"]
+    doc = scene_of(v)
+    assert doc["motion"]["keypoints"].startswith("motions/") and doc["frames"] == 8
+    info = compose.motion_info(s.comp, s.folder)
+    assert info.tracks == 2 and info.keypoints.shape[0] == 8 and info.width == 128
+    assert Scene.from_dict(doc, s.folder).n_slots == 2 and len(imageio.mimread(v["preview"])) == 8
+
+
 def test_prompt_is_filled_stays_editable_and_refills_on_request(root, h):
     s = view(h.load(None))["session"]
     _, doc = h.edit_prompt(s, "[character: Pip] juggles for [character: Dora].")
