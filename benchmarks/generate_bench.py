@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import subprocess
@@ -32,14 +33,21 @@ def load(model):
     return load_pipeline(model)
 
 
-def scene():
+def scene(steps=None):
     from pipelines.scene import Scene
-    return Scene.load(SCENE)
+    sc = Scene.load(SCENE)
+    if steps:
+        sc.sampler = dict(sc.sampler, steps=steps)
+    return sc
+
+
+CPU_TIMES: list[float] = []            # process CPU seconds of every generate() call (all threads)
 
 
 def generate(pipe, sc, **kw):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     out = pipe(sc, **kw)
+    CPU_TIMES.append(time.process_time() - c)
     return time.perf_counter() - t, out
 
 
@@ -105,11 +113,11 @@ def matmul_rate(n: int = 1024, repeats: int = 30) -> float:
     return 2 * n ** 3 / statistics.median(ts) / 1e9
 
 
-def peak_memory(model, threads) -> float:
+def peak_memory(model, threads, steps) -> float:
     """Peak RSS (MiB) of a fresh process: import, load the model, generate once."""
     code = (f"import resource, torch; torch.set_num_threads({threads});"
             "from benchmarks.generate_bench import load, scene;"
-            f"p = load({model!r}); p(scene());"
+            f"p = load({model!r}); p(scene({steps!r}));"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1]) / 1024
@@ -176,12 +184,13 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model", default=None)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["memory", "flops", "reference", "temporal"])
+    ap.add_argument("--steps", type=int, default=None, help="override the scene's 20 steps (smoke runs)")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["memory", "flops", "reference", "temporal", "bf16"])
     ap.add_argument("--json", default=None, help="also write the numbers here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     pipe = load(args.model)
-    sc = scene()
+    sc = scene(args.steps)
     report = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
               "torch": torch.__version__}
     params = sum(p.numel() for m in pipe.components.values() if isinstance(m, torch.nn.Module) for p in m.parameters())
@@ -191,9 +200,10 @@ def main(argv=None):
 
     generate(pipe, sc)                                   # warm-up (allocator, oneDNN primitives)
     callback, restore = reference_every_step(pipe)
-    once, every = [], []
+    once, every, cpu = [], [], []
     for _ in range(args.runs):
         once.append(generate(pipe, sc)[0])
+        cpu.append(CPU_TIMES[-1])
         if "reference" not in args.skip:
             every.append(generate(pipe, sc, callback_on_step_end=callback)[0])
     restore()
@@ -201,8 +211,13 @@ def main(argv=None):
     total, _ = generate(pipe, sc)
     timer.remove()
     med = statistics.median(once)
-    report["end_to_end_s"] = {"median": med, "min": min(once), "max": max(once), "runs": once}
-    print(f"## End to end\n\nmedian {med:.2f} s (min {min(once):.2f}, max {max(once):.2f}, {args.runs} runs)\n")
+    report["end_to_end_s"] = {"median": med, "min": min(once), "max": max(once), "runs": once,
+                              "cpu_median": statistics.median(cpu)}
+    with open("/proc/loadavg") as f:
+        loadavg = f.read().split()[0]
+    report["load_average"] = float(loadavg)
+    print(f"## End to end\n\nmedian {med:.2f} s (min {min(once):.2f}, max {max(once):.2f}, {args.runs} runs); "
+          f"process CPU time {statistics.median(cpu):.2f} s per run; load average at the end {loadavg}\n")
     print("| stage | calls | seconds (one run) | share |\n|---|---|---|---|")
     rest = total
     for name, secs in sorted(timer.total.items(), key=lambda kv: -kv[1]):
@@ -228,8 +243,22 @@ def main(argv=None):
         print(f"matmul rate (1024² fp32, {report['threads']} threads): {rate:.1f} GFLOP/s → floor {floor:.2f} s; "
               f"the median run is {med / floor:.1f}× the floor ({flops / med / 1e9:.1f} GFLOP/s achieved)\n")
 
+    if "bf16" not in args.skip:
+        fp32 = generate(pipe, sc)[1].frames.astype(float)
+        times = []
+        for _ in range(max(3, args.runs // 2)):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                secs, out = generate(pipe, sc)
+            times.append(secs)
+        mse = ((out.frames.astype(float) - fp32) ** 2).mean()
+        psnr = 10 * math.log10(255 ** 2 / max(mse, 1e-12))
+        report["bf16_autocast_s"], report["bf16_psnr_vs_fp32_db"] = statistics.median(times), psnr
+        print(f"## bf16 autocast (opt-in: `with torch.autocast('cpu', dtype=torch.bfloat16): pipe(scene)`)\n\n"
+              f"median {statistics.median(times):.2f} s ({med / statistics.median(times):.2f}× fp32); frames vs fp32: "
+              f"PSNR {psnr:.1f} dB\n")
+
     if "memory" not in args.skip:
-        rss = peak_memory(args.model, args.threads)
+        rss = peak_memory(args.model, args.threads, args.steps)
         report["peak_rss_mib"] = rss
         print(f"## Memory\n\npeak resident memory of a fresh process (load + one generation): {rss:.0f} MiB\n")
 
