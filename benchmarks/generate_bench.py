@@ -3,12 +3,16 @@ classifier-free guidance (assets/scenes/pip-dora-swap.json), on this machine's C
 
     python -m benchmarks.generate_bench [--runs 7] [--threads 2] [--model PATH]
 
-Sections: end-to-end wall time (median of --runs after a warm-up) with a per-stage breakdown; peak resident
+Sections: end-to-end time (median of --runs after a warm-up) with a per-stage breakdown; peak resident
 memory of a fresh process that loads the model and generates once; FLOPs of one generation
 (``torch.utils.flop_counter``, with the CPU flash-attention kernel counted) against this CPU's measured
 matmul rate; the cost of encoding the reference every step instead of once; the cost of the temporal
 layers by placement. Prints Markdown; the numbers go in docs/PERFORMANCE.md. Runs alternate between
-variants so a busy neighbour slows them alike; quote medians.
+variants so a busy neighbour slows them alike; quote medians. On a machine shared with other work, wall
+time says more about the neighbours than about the model: ``--threads 1 --clock cpu`` measures the
+single-core compute instead (CPU seconds do not count time spent waiting for a core).
+
+    python -m benchmarks.generate_bench --threads 1 --clock cpu
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections import defaultdict
 import torch
 
 SCENE = "assets/scenes/pip-dora-swap.json"
+CLOCK = time.perf_counter               # --clock cpu: process CPU time, for a machine shared with other work
 
 
 def load(model):
@@ -45,10 +50,10 @@ CPU_TIMES: list[float] = []            # process CPU seconds of every generate()
 
 
 def generate(pipe, sc, **kw):
-    t, c = time.perf_counter(), time.process_time()
+    t, c = CLOCK(), time.process_time()
     out = pipe(sc, **kw)
     CPU_TIMES.append(time.process_time() - c)
-    return time.perf_counter() - t, out
+    return CLOCK() - t, out
 
 
 class StageTimer:
@@ -70,12 +75,12 @@ class StageTimer:
 
     def _start(self, name):
         def f(m, args):
-            self._t0[name] = time.perf_counter()
+            self._t0[name] = CLOCK()
         return f
 
     def _stop(self, name):
         def f(m, args, out):
-            self.total[name] += time.perf_counter() - self._t0[name]
+            self.total[name] += CLOCK() - self._t0[name]
             self.calls[name] += 1
         return f
 
@@ -107,9 +112,9 @@ def matmul_rate(n: int = 1024, repeats: int = 30) -> float:
         a @ b
     ts = []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = CLOCK()
         a @ b
-        ts.append(time.perf_counter() - t)
+        ts.append(CLOCK() - t)
     return 2 * n ** 3 / statistics.median(ts) / 1e9
 
 
@@ -170,9 +175,9 @@ def temporal_costs(threads, runs) -> dict:
                 if hooks:
                     hooks.num_frames = 16
                 unet(x, 500, encoder_hidden_states=ctx)
-                t = time.perf_counter()
+                t = CLOCK()
                 unet(x, 500, encoder_hidden_states=ctx)
-                times[name].append(time.perf_counter() - t)
+                times[name].append(CLOCK() - t)
                 if hooks:
                     hooks.remove()
     params = {name: sum(p.numel() for p in a.parameters()) if a is not None else 0 for name, a in variants.items()}
@@ -185,18 +190,22 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model", default=None)
     ap.add_argument("--steps", type=int, default=None, help="override the scene's 20 steps (smoke runs)")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: time with process CPU seconds (use with --threads 1 while others load the machine)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["memory", "flops", "reference", "temporal", "bf16"])
     ap.add_argument("--json", default=None, help="also write the numbers here")
     args = ap.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
     pipe = load(args.model)
     sc = scene(args.steps)
     report = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-              "torch": torch.__version__}
+              "torch": torch.__version__, "clock": args.clock}
     params = sum(p.numel() for m in pipe.components.values() if isinstance(m, torch.nn.Module) for p in m.parameters())
     print(f"# generate_bench — {sc.frames} frames {sc.width}×{sc.height}, {sc.sampler['steps']} {sc.sampler['scheduler']} "
           f"steps, CFG {sc.sampler['guidance_scale']}, model {params / 1e6:.2f} M parameters ({pipe.mode}), "
-          f"{report['threads']} threads, torch {torch.__version__}\n")
+          f"{report['threads']} threads, torch {torch.__version__}, {args.clock} clock\n")
 
     generate(pipe, sc)                                   # warm-up (allocator, oneDNN primitives)
     callback, restore = reference_every_step(pipe)
