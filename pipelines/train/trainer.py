@@ -165,7 +165,8 @@ def train(cfg: TrainConfig, resume: str | None = None, *, stop_after: int | None
     # `accelerate launch --multi_gpu --num_processes N` / torchrun) as MULTI_CPU over gloo
     accelerator = Accelerator(project_config=ProjectConfiguration(project_dir=str(out_dir),
                                                                   logging_dir=str(out_dir / "logs")),
-                              log_with="tensorboard", cpu=not torch.cuda.is_available())
+                              log_with="tensorboard", cpu=not torch.cuda.is_available(),
+                              mixed_precision=cfg.mixed_precision)
     rank, world = accelerator.process_index, accelerator.num_processes
     set_seed(cfg.seed + 1000 * rank)
     saved_cfg = None
