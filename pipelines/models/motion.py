@@ -8,8 +8,9 @@ character of a prompt, which the pose-driven generator then renders.
 How it is built (a phase-functioned decoder, after Holden et al.'s PFNN, on a set of characters):
 
 * **behaviour** ``b`` (``behaviour_dim``) per character: a library character's learned CCE behaviour
-  token (``cce.safetensors``), or ``encode_behaviour`` of a clip of it (a temporal conv net plus a
-  least-squares periodogram of its joints, so gait frequency is measured, not guessed), or the prior.
+  token (``cce.safetensors``), or ``encode_behaviour`` of a clip of it (a temporal conv net plus
+  least-squares periodograms and amplitude spectra of its joints, so gait frequency, stride, arm swing and
+  bounce are measured, not guessed), or the prior.
 * **conditioning**: ``b`` + the bag of its sentence's action words (``VOCABULARY``; synonyms are mapped,
   unknown words reported) + its role (subject / object) + the number of characters → a token per
   character; a transformer over the characters lets a chaser find its target and swappers each other.
@@ -18,8 +19,9 @@ How it is built (a phase-functioned decoder, after Holden et al.'s PFNN, on a se
   right); the gait phase φ is uniform. In training they are read off the ground truth.
 * **clock**: a frequency head gives the character's step rate ``f`` from ``b`` and the words; the decoder
   sees sin/cos of θ(t) = 2π f t + φ (and 2θ), so a gait keeps its period instead of averaging away.
-* **decoder**: per frame, an MLP of (character context, ``b``, time, clock) → 18 joints relative to the
-  start point (units of canvas height) + joint visibility.
+* **decoder**: per frame, an MLP whose first layer is phase-functioned — the character (context + ``b``)
+  sets the weights of each clock harmonic — → 18 joints relative to the start point (units of canvas
+  height) + joint visibility.
 
 Keypoints are in units of the canvas height ``H`` (x and y); ``generate_keypoints`` maps them to pixels.
 The trainer (``python -m pipelines.train motion``) and its objective live in ``pipelines/train``.
@@ -113,13 +115,13 @@ MOTION_TEST = dict(behaviour_dim=8, word_dim=8, hidden=32, heads=2, layers=1, de
 FREQ_GRID = np.round(np.arange(0.3, 3.85, 0.05), 3)           # Hz: the periodogram the encoder reads
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=1024)
 def _projectors(frames: int, fps: float, grid: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """For each frequency, the design matrix X (F, 4) = [sin, cos, 1, t] and its pseudo-inverse."""
+    """For each frequency, Xᵀ (4, F) of the design matrix X = [sin, cos, 1, t] and its pseudo-inverse (4, F)."""
     t = np.arange(frames) / fps
     w = 2 * np.pi * np.asarray(grid)[:, None] * t[None]
     X = np.stack([np.sin(w), np.cos(w), np.ones_like(w), np.broadcast_to(t - t.mean(), w.shape)], -1)   # (G, F, 4)
-    return X, np.linalg.pinv(X)
+    return np.ascontiguousarray(X.transpose(0, 2, 1)), np.linalg.pinv(X)
 
 
 def body_height(kp: np.ndarray) -> np.ndarray:
@@ -142,14 +144,14 @@ def periodogram(signals: np.ndarray, fps: float, grid=FREQ_GRID) -> np.ndarray:
     """Share of the variance of ``signals`` (F, C) that one sinusoid (+ mean and linear trend) explains, for
     each frequency of ``grid`` → (G,). Least squares, so short clips and any frequency work."""
     F_ = signals.shape[0]
-    X, P = _projectors(F_, float(fps), tuple(float(g) for g in grid))
+    XT, P = _projectors(F_, float(fps), tuple(float(g) for g in grid))
     y = signals - signals.mean(0)
     total = float((y ** 2).sum())
     if total < 1e-12:
         return np.zeros(len(grid))
-    coef = np.einsum("gkf,fc->gkc", P, y)                       # (G, 4, C)
-    resid = y[None] - np.einsum("gfk,gkc->gfc", X, coef)
-    return np.clip(1 - (resid ** 2).sum((1, 2)) / total, 0, 1)
+    # explained sum of squares of the least-squares fit: ‖X·coef‖² = Σ coef ⊙ (Xᵀ y)
+    explained = (np.matmul(P, y) * np.matmul(XT, y)).sum((1, 2))
+    return np.clip(explained / total, 0, 1)
 
 
 def _phase_signal(rel: np.ndarray) -> np.ndarray:
@@ -171,10 +173,11 @@ def clock_of(track: np.ndarray, fps: float) -> tuple[float, float, float]:
     sig = np.concatenate([rel.reshape(len(rel), -1), hip[:, 1:] / max(1.0, np.median(body_height(track)))], 1)
     coarse = periodogram(sig, fps)
     f0 = float(FREQ_GRID[int(np.argmax(coarse))])
-    fine = np.round(np.arange(max(0.3, f0 - 0.05), f0 + 0.0501, 0.005), 4)
+    fine = np.round(f0 + np.arange(-10, 11) * 0.005, 4)
+    fine = fine[fine >= 0.3]
     pf = periodogram(sig, fps, fine)
     f = float(fine[int(np.argmax(pf))])
-    X, P = _projectors(len(rel), float(fps), (f,))
+    _, P = _projectors(len(rel), float(fps), (f,))
     s = _phase_signal(rel)
     a, b = (P[0] @ (s - s.mean()))[:2]
     return f, float(math.atan2(b, a)) % (2 * math.pi), float(pf.max())
@@ -183,21 +186,32 @@ def clock_of(track: np.ndarray, fps: float) -> tuple[float, float, float]:
 def encoder_inputs(track: np.ndarray, fps: float, canvas: float) -> tuple[np.ndarray, np.ndarray]:
     """What ``encode_behaviour`` reads from a track (F, 18, 3) in pixels of a ``canvas``-high frame:
     per-frame features (F, 59) — relative joints, visibility, root velocity and height, body size and
-    ground line — and the periodograms (3, G) of legs, arms and the whole body."""
+    ground line — and spectra (6, G): the periodograms of legs, arms and the whole body (which frequency),
+    and the amplitude at each frequency of legs, arms and the body's height (how much: stride, arm
+    swing, bounce)."""
     rel, hip, h = relative_joints(track)
     vis = (track[..., 2] > 0).astype(np.float32)
     vel = np.gradient(hip, axis=0) * fps / h if len(hip) > 1 else np.zeros_like(hip)
     ground = np.maximum(track[:, J["r_ankle"], 1], track[:, J["l_ankle"], 1]) / canvas
-    frame = np.concatenate([rel.reshape(len(rel), -1), vis, vel, ((hip[:, 1] - hip[:, 1].max()) / h)[:, None],
+    rise = ((hip[:, 1] - hip[:, 1].max()) / h)[:, None]
+    frame = np.concatenate([rel.reshape(len(rel), -1), vis, vel, rise,
                             np.full((len(rel), 1), h / canvas), ground[:, None]], 1).astype(np.float32)
-    legs = [J[n] for n in ("r_knee", "r_ankle", "l_knee", "l_ankle")]
-    arms = [J[n] for n in ("r_elbow", "r_wrist", "l_elbow", "l_wrist")]
-    spec = np.stack([periodogram(rel[:, legs].reshape(len(rel), -1), fps),
-                     periodogram(rel[:, arms].reshape(len(rel), -1), fps),
-                     periodogram(np.concatenate([rel.reshape(len(rel), -1), vel], 1), fps)]).astype(np.float32)
+    legs = rel[:, [J[n] for n in ("r_knee", "r_ankle", "l_knee", "l_ankle")]].reshape(len(rel), -1)
+    arms = rel[:, [J[n] for n in ("r_elbow", "r_wrist", "l_elbow", "l_wrist")]].reshape(len(rel), -1)
+    body = np.concatenate([rel.reshape(len(rel), -1), vel], 1)
+    feet = np.maximum(track[:, J["r_ankle"], 1], track[:, J["l_ankle"], 1])
+    height = np.concatenate([rise, rel[:, [J["neck"]], 1], ((feet.max() - feet) / h)[:, None]], 1)
+
+    def amplitude(sig):            # √(2 · explained variance): a sinusoid's amplitude, in body heights
+        var = float(((sig - sig.mean(0)) ** 2).sum()) / len(sig)
+        return np.sqrt(2 * periodogram(sig, fps) * var)
+
+    spec = np.stack([periodogram(legs, fps), periodogram(arms, fps), periodogram(body, fps),
+                     amplitude(legs), amplitude(arms), amplitude(height)]).astype(np.float32)
     return frame, spec
 
 
+SPECTRA = 6
 ENCODER_FRAME_FEATURES = NUM_JOINTS * 2 + NUM_JOINTS + 2 + 1 + 1 + 1
 
 
@@ -230,7 +244,7 @@ class MotionModel(ModelMixin, ConfigMixin):
             convs += [nn.Conv1d(c_in, c, 5, padding=2, stride=1 if i == 0 else 2), nn.GELU()]
             c_in = c
         self.encoder_convs = nn.Sequential(*convs)
-        self.encoder_head = _mlp([2 * c_in + 3 * len(FREQ_GRID), hidden, behaviour_dim])
+        self.encoder_head = _mlp([2 * c_in + SPECTRA * len(FREQ_GRID), hidden, behaviour_dim])
         self.behaviour_prior = nn.Parameter(torch.zeros(behaviour_dim))          # unknown characters
         # conditioning
         self.words = nn.EmbeddingBag(len(vocabulary), word_dim, mode="mean", padding_idx=0)
@@ -249,8 +263,14 @@ class MotionModel(ModelMixin, ConfigMixin):
         self.frequency_head = _mlp([hidden + behaviour_dim, hidden, 1])
         # context with latents, then the per-frame decoder
         self.context_encoder = nn.TransformerEncoder(layer(), layers, enable_nested_tensor=False)
-        dec_in = hidden + behaviour_dim + 6 + 5
-        self.decoder = _mlp([dec_in] + [decoder_hidden] * decoder_layers + [NUM_JOINTS * 3])
+        # phase-functioned first layer (PFNN with a Fourier basis): h = A·s + B·τ(t) + Σ_k c_k(θ(t)) · C_k·s, with
+        # s = [context, behaviour] per character and c_k = sin θ, cos θ, sin 2θ, cos 2θ — the character sets
+        # each harmonic's weights, so amplitudes (arm swing, stride, bounce) follow its behaviour
+        static = hidden + behaviour_dim
+        self.decoder_static = nn.Linear(static, decoder_hidden)
+        self.decoder_time = nn.Linear(7, decoder_hidden, bias=False)
+        self.decoder_phase = nn.Linear(static, 4 * decoder_hidden)
+        self.decoder = _mlp([decoder_hidden] * decoder_layers + [NUM_JOINTS * 3])
         self.register_buffer("word_index", torch.arange(len(vocabulary)), persistent=False)
 
     # ---- vocabulary ----------------------------------------------------------------------------------
@@ -260,7 +280,7 @@ class MotionModel(ModelMixin, ConfigMixin):
     # ---- behaviour -----------------------------------------------------------------------------------
     def encode_behaviour(self, frames: torch.Tensor, spectra: torch.Tensor, mask: torch.Tensor | None = None
                          ) -> torch.Tensor:
-        """``encoder_inputs`` of clips, batched: frames (N, F, 59), spectra (N, 3, G), mask (N, F) bool → b (N, Db)."""
+        """``encoder_inputs`` of clips, batched: frames (N, F, 59), spectra (N, 6, G), mask (N, F) bool → b (N, Db)."""
         x = self.encoder_convs(frames.transpose(1, 2))                          # (N, C, F')
         if mask is None:
             m = torch.ones(x.shape[0], 1, x.shape[2], device=x.device)
@@ -328,12 +348,16 @@ class MotionModel(ModelMixin, ConfigMixin):
         t = time[:, None, :].expand(B, N, Fr)
         rel = t / duration[:, None, None].clamp(min=1e-3)
         theta = 2 * math.pi * freq[..., None] * t + phase[..., None]
-        feats = torch.stack([t / 4, rel, torch.sin(math.pi * rel), torch.cos(math.pi * rel), rel ** 2,
-                             torch.full_like(t, 1.0) * duration[:, None, None] / 4,
-                             torch.sin(theta), torch.cos(theta), torch.sin(2 * theta), torch.cos(2 * theta),
-                             freq[..., None].expand_as(t) / self.config.max_frequency], -1)
-        ctx = torch.cat([context, behaviour], -1)[:, :, None].expand(B, N, Fr, -1)
-        return self.decoder(torch.cat([ctx, feats], -1)).view(B, N, Fr, NUM_JOINTS, 3)
+        tau = torch.stack([t / 4, rel, torch.sin(math.pi * rel), torch.cos(math.pi * rel), rel ** 2,
+                           torch.full_like(t, 1.0) * duration[:, None, None] / 4,
+                           freq[..., None].expand_as(t) / self.config.max_frequency], -1)        # (B, N, F, 7)
+        clock = torch.stack([torch.sin(theta), torch.cos(theta), torch.sin(2 * theta), torch.cos(2 * theta)], -1)
+        s = torch.cat([context, behaviour], -1)                                               # (B, N, S)
+        H = self.config.decoder_hidden
+        harmonics = self.decoder_phase(s).view(B, N, 1, 4, H)
+        h = (self.decoder_static(s)[:, :, None] + self.decoder_time(tau)
+             + (clock[..., None] * harmonics).sum(-2))
+        return self.decoder(F.gelu(h)).view(B, N, Fr, NUM_JOINTS, 3)
 
     # ---- sampling ------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -433,13 +457,16 @@ class MotionModel(ModelMixin, ConfigMixin):
     def _behaviour_for(self, name: str, library, behaviours: dict | None, warnings: list[str]) -> torch.Tensor:
         if behaviours and name in behaviours:
             return torch.as_tensor(behaviours[name], dtype=torch.float32).reshape(-1)
-        from ..cce.embedding import load_embedding
+        from ..cce.embedding import fingerprint, load_embedding
         emb = load_embedding(name, library)
         if emb is not None:
-            if emb.behaviour.numel() == self.config.behaviour_dim:
+            learned_for = emb.provenance.get("motion_model")
+            if getattr(self, "_fingerprint", None) is None:
+                self._fingerprint = fingerprint(self)
+            if emb.behaviour.numel() == self.config.behaviour_dim and learned_for in (None, self._fingerprint):
                 return emb.behaviour.float().reshape(-1)
-            warnings.append(f"{name}: its CCE behaviour has {emb.behaviour.numel()} numbers, this motion model "
-                            f"reads {self.config.behaviour_dim}; using the average behaviour")
+            warnings.append(f"{name}: its CCE behaviour was learned for another motion model; using the average "
+                            "behaviour (re-learn it: python -m pipelines.train cce, then export)")
         else:
             warnings.append(f"{name}: no learned behaviour (cce.safetensors); using the average behaviour")
         return self.behaviour_prior.detach().float().cpu()

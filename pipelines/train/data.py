@@ -238,14 +238,14 @@ def collate_motion(samples: list[dict], vocabulary: tuple[str, ...] | None = Non
     vocabulary = tuple(vocabulary or VOCABULARY)
     B, N = len(samples), MAX_SLOTS
     Fm = samples[0]["keypoints"].shape[0]
-    Fr, G = samples[0]["ref_frames"].shape[1], samples[0]["ref_spectra"].shape[-1]
+    Fr, spectra = samples[0]["ref_frames"].shape[1], samples[0]["ref_spectra"].shape[1:]
     out = {
         "keypoints": torch.zeros(B, N, Fm, 18, 3), "char_mask": torch.zeros(B, N, dtype=torch.bool),
         "frame_mask": torch.zeros(B, Fm, dtype=torch.bool), "time": torch.zeros(B, Fm), "duration": torch.zeros(B),
         "words": torch.zeros(B, N, 8, dtype=torch.long), "roles": torch.zeros(B, N, dtype=torch.long),
         "x0": torch.zeros(B, N), "g0": torch.zeros(B, N), "direction": torch.ones(B, N, dtype=torch.long),
         "freq": torch.ones(B, N), "phase": torch.zeros(B, N), "periodicity": torch.zeros(B, N),
-        "ref_frames": torch.zeros(B, N, Fr, samples[0]["ref_frames"].shape[-1]), "ref_spectra": torch.zeros(B, N, 3, G),
+        "ref_frames": torch.zeros(B, N, Fr, samples[0]["ref_frames"].shape[-1]), "ref_spectra": torch.zeros(B, N, *spectra),
         "ids": [], "captions": [],
     }
     for b, s in enumerate(samples):

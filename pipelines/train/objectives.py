@@ -21,6 +21,7 @@ from ..models.img import img_loss_from_captures
 from ..pose.openpose import J
 
 J_HIPS = (J["r_hip"], J["l_hip"])
+J_ANKLES = (J["r_ankle"], J["l_ankle"])
 
 
 def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,17 +140,20 @@ class GeneratorObjective(nn.Module):
 
 
 class MotionObjective(nn.Module):
-    """Text mode's motion model (``pipelines.models.motion``) on world clips: joint positions and velocities
-    (L1, units of canvas height) with the clock teacher-forced, joint visibility (BCE), the latents (start
+    """Text mode's motion model (``pipelines.models.motion``) on world clips: joint positions, velocities, the
+    pose around the hips and the feet's height (L1, units of canvas height) with the clock teacher-forced,
+    joint visibility (BCE), the latents (start
     bin, ground bin, direction: cross-entropy, autoregressive over characters) and the step rate (log
     error weighted by how periodic the clip is). Behaviours come from the encoder on *another* clip of the
     same character; with ``prior_dropout`` they are replaced by the learned prior (unknown characters)."""
 
     def __init__(self, model, *, prior_dropout: float = 0.1, velocity_weight: float = 2.0, pose_weight: float = 2.0,
-                 latent_weight: float = 0.05, frequency_weight: float = 0.2, visibility_weight: float = 0.05):
+                 feet_weight: float = 4.0, latent_weight: float = 0.05, frequency_weight: float = 0.2,
+                 visibility_weight: float = 0.05):
         super().__init__()
         self.model = model
         self.prior_dropout, self.velocity_weight, self.pose_weight = prior_dropout, velocity_weight, pose_weight
+        self.feet_weight = feet_weight
         self.latent_weight, self.frequency_weight, self.visibility_weight = latent_weight, frequency_weight, visibility_weight
 
     def behaviours(self, batch: dict) -> torch.Tensor:
@@ -186,15 +190,22 @@ class MotionObjective(nn.Module):
         def around_hips(x):
             return x - (x[..., J_HIPS[0]:J_HIPS[0] + 1, :] + x[..., J_HIPS[1]:J_HIPS[1] + 1, :]) / 2
         shape = ((around_hips(out[..., :2]) - around_hips(target)).abs().sum(-1).mean(-1) * valid).sum() / valid.sum()
+        # foot contact: the lower ankle's height over the ground is where bounce and jumps show (a few pixels,
+        # lost in the absolute error otherwise)
+        def feet(x):
+            return torch.maximum(x[..., J_ANKLES[0], 1], x[..., J_ANKLES[1], 1])
+        foot = ((feet(out[..., :2]) - feet(target)).abs() * valid).sum() / valid.sum()
         both = valid[..., 1:] * valid[..., :-1]
         dv = ((out[..., 1:, :, :2] - out[..., :-1, :, :2]) - (target[..., 1:, :, :] - target[..., :-1, :, :]))
         velocity = (dv.abs().sum(-1).mean(-1) * both).sum() / both.sum().clamp(min=1)
         vis = F.binary_cross_entropy_with_logits(out[..., 2], batch["keypoints"][..., 2], reduction="none").mean(-1)
         visibility = (vis * valid).sum() / valid.sum()
-        loss = (position + self.velocity_weight * velocity + self.pose_weight * shape + self.latent_weight * latent
+        loss = (position + self.velocity_weight * velocity + self.pose_weight * shape + self.feet_weight * foot
+                + self.latent_weight * latent
                 + self.frequency_weight * frequency + self.visibility_weight * visibility)
         pixels = position.detach() / 2 * 128          # mean |error| per coordinate, pixels of a 128-pixel canvas
         return {"loss": loss, "position": position.detach(), "velocity": velocity.detach(), "pose": shape.detach(),
+                "feet": foot.detach(),
                 "latent": latent.detach(),
                 "frequency": frequency.detach(), "visibility": visibility.detach(), "error_px128": pixels}
 
