@@ -3,18 +3,23 @@ classifier-free guidance (assets/scenes/pip-dora-swap.json), on this machine's C
 
     python -m benchmarks.generate_bench [--runs 7] [--threads 2] [--model PATH]
 
-Sections: end-to-end wall time (median of --runs after a warm-up) with a per-stage breakdown; peak resident
+Sections: end-to-end time (median of --runs after a warm-up) with a per-stage breakdown; peak resident
 memory of a fresh process that loads the model and generates once; FLOPs of one generation
 (``torch.utils.flop_counter``, with the CPU flash-attention kernel counted) against this CPU's measured
 matmul rate; the cost of encoding the reference every step instead of once; the cost of the temporal
 layers by placement. Prints Markdown; the numbers go in docs/PERFORMANCE.md. Runs alternate between
-variants so a busy neighbour slows them alike; quote medians.
+variants so a busy neighbour slows them alike; quote medians. On a machine shared with other work, wall
+time says more about the neighbours than about the model: ``--threads 1 --clock cpu`` measures the
+single-core compute instead (CPU seconds do not count time spent waiting for a core).
+
+    python -m benchmarks.generate_bench --threads 1 --clock cpu
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import subprocess
@@ -25,6 +30,7 @@ from collections import defaultdict
 import torch
 
 SCENE = "assets/scenes/pip-dora-swap.json"
+CLOCK = time.perf_counter               # --clock cpu: process CPU time, for a machine shared with other work
 
 
 def load(model):
@@ -32,15 +38,22 @@ def load(model):
     return load_pipeline(model)
 
 
-def scene():
+def scene(steps=None):
     from pipelines.scene import Scene
-    return Scene.load(SCENE)
+    sc = Scene.load(SCENE)
+    if steps:
+        sc.sampler = dict(sc.sampler, steps=steps)
+    return sc
+
+
+CPU_TIMES: list[float] = []            # process CPU seconds of every generate() call (all threads)
 
 
 def generate(pipe, sc, **kw):
-    t = time.perf_counter()
+    t, c = CLOCK(), time.process_time()
     out = pipe(sc, **kw)
-    return time.perf_counter() - t, out
+    CPU_TIMES.append(time.process_time() - c)
+    return CLOCK() - t, out
 
 
 class StageTimer:
@@ -62,12 +75,12 @@ class StageTimer:
 
     def _start(self, name):
         def f(m, args):
-            self._t0[name] = time.perf_counter()
+            self._t0[name] = CLOCK()
         return f
 
     def _stop(self, name):
         def f(m, args, out):
-            self.total[name] += time.perf_counter() - self._t0[name]
+            self.total[name] += CLOCK() - self._t0[name]
             self.calls[name] += 1
         return f
 
@@ -99,17 +112,17 @@ def matmul_rate(n: int = 1024, repeats: int = 30) -> float:
         a @ b
     ts = []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = CLOCK()
         a @ b
-        ts.append(time.perf_counter() - t)
+        ts.append(CLOCK() - t)
     return 2 * n ** 3 / statistics.median(ts) / 1e9
 
 
-def peak_memory(model, threads) -> float:
+def peak_memory(model, threads, steps) -> float:
     """Peak RSS (MiB) of a fresh process: import, load the model, generate once."""
     code = (f"import resource, torch; torch.set_num_threads({threads});"
             "from benchmarks.generate_bench import load, scene;"
-            f"p = load({model!r}); p(scene());"
+            f"p = load({model!r}); p(scene({steps!r}));"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1]) / 1024
@@ -162,9 +175,9 @@ def temporal_costs(threads, runs) -> dict:
                 if hooks:
                     hooks.num_frames = 16
                 unet(x, 500, encoder_hidden_states=ctx)
-                t = time.perf_counter()
+                t = CLOCK()
                 unet(x, 500, encoder_hidden_states=ctx)
-                times[name].append(time.perf_counter() - t)
+                times[name].append(CLOCK() - t)
                 if hooks:
                     hooks.remove()
     params = {name: sum(p.numel() for p in a.parameters()) if a is not None else 0 for name, a in variants.items()}
@@ -176,24 +189,30 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model", default=None)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["memory", "flops", "reference", "temporal"])
+    ap.add_argument("--steps", type=int, default=None, help="override the scene's 20 steps (smoke runs)")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: time with process CPU seconds (use with --threads 1 while others load the machine)")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["memory", "flops", "reference", "temporal", "bf16"])
     ap.add_argument("--json", default=None, help="also write the numbers here")
     args = ap.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
     pipe = load(args.model)
-    sc = scene()
+    sc = scene(args.steps)
     report = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-              "torch": torch.__version__}
+              "torch": torch.__version__, "clock": args.clock}
     params = sum(p.numel() for m in pipe.components.values() if isinstance(m, torch.nn.Module) for p in m.parameters())
     print(f"# generate_bench — {sc.frames} frames {sc.width}×{sc.height}, {sc.sampler['steps']} {sc.sampler['scheduler']} "
           f"steps, CFG {sc.sampler['guidance_scale']}, model {params / 1e6:.2f} M parameters ({pipe.mode}), "
-          f"{report['threads']} threads, torch {torch.__version__}\n")
+          f"{report['threads']} threads, torch {torch.__version__}, {args.clock} clock\n")
 
     generate(pipe, sc)                                   # warm-up (allocator, oneDNN primitives)
     callback, restore = reference_every_step(pipe)
-    once, every = [], []
+    once, every, cpu = [], [], []
     for _ in range(args.runs):
         once.append(generate(pipe, sc)[0])
+        cpu.append(CPU_TIMES[-1])
         if "reference" not in args.skip:
             every.append(generate(pipe, sc, callback_on_step_end=callback)[0])
     restore()
@@ -201,8 +220,13 @@ def main(argv=None):
     total, _ = generate(pipe, sc)
     timer.remove()
     med = statistics.median(once)
-    report["end_to_end_s"] = {"median": med, "min": min(once), "max": max(once), "runs": once}
-    print(f"## End to end\n\nmedian {med:.2f} s (min {min(once):.2f}, max {max(once):.2f}, {args.runs} runs)\n")
+    report["end_to_end_s"] = {"median": med, "min": min(once), "max": max(once), "runs": once,
+                              "cpu_median": statistics.median(cpu)}
+    with open("/proc/loadavg") as f:
+        loadavg = f.read().split()[0]
+    report["load_average"] = float(loadavg)
+    print(f"## End to end\n\nmedian {med:.2f} s (min {min(once):.2f}, max {max(once):.2f}, {args.runs} runs); "
+          f"process CPU time {statistics.median(cpu):.2f} s per run; load average at the end {loadavg}\n")
     print("| stage | calls | seconds (one run) | share |\n|---|---|---|---|")
     rest = total
     for name, secs in sorted(timer.total.items(), key=lambda kv: -kv[1]):
@@ -228,8 +252,22 @@ def main(argv=None):
         print(f"matmul rate (1024² fp32, {report['threads']} threads): {rate:.1f} GFLOP/s → floor {floor:.2f} s; "
               f"the median run is {med / floor:.1f}× the floor ({flops / med / 1e9:.1f} GFLOP/s achieved)\n")
 
+    if "bf16" not in args.skip:
+        fp32 = generate(pipe, sc)[1].frames.astype(float)
+        times = []
+        for _ in range(max(3, args.runs // 2)):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                secs, out = generate(pipe, sc)
+            times.append(secs)
+        mse = ((out.frames.astype(float) - fp32) ** 2).mean()
+        psnr = 10 * math.log10(255 ** 2 / max(mse, 1e-12))
+        report["bf16_autocast_s"], report["bf16_psnr_vs_fp32_db"] = statistics.median(times), psnr
+        print(f"## bf16 autocast (opt-in: `with torch.autocast('cpu', dtype=torch.bfloat16): pipe(scene)`)\n\n"
+              f"median {statistics.median(times):.2f} s ({med / statistics.median(times):.2f}× fp32); frames vs fp32: "
+              f"PSNR {psnr:.1f} dB\n")
+
     if "memory" not in args.skip:
-        rss = peak_memory(args.model, args.threads)
+        rss = peak_memory(args.model, args.threads, args.steps)
         report["peak_rss_mib"] = rss
         print(f"## Memory\n\npeak resident memory of a fresh process (load + one generation): {rss:.0f} MiB\n")
 

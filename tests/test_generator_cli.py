@@ -51,6 +51,17 @@ def test_generate_writes_video_gif_and_side_by_side(tmp_path, model_dir, capsys)
     assert "8 frames 64×64" in capsys.readouterr().out
 
 
+def test_bf16_generation_stays_close_to_fp32(tmp_path, model_dir):
+    scene = write_scene(tmp_path)
+    paths = {}
+    for flag in ([], ["--bf16"]):
+        paths[bool(flag)] = tmp_path / f"clip{len(flag)}.mp4"
+        assert main([str(scene), "--out", str(paths[bool(flag)]), "--model", str(model_dir), "--steps", "1",
+                     "--quiet"] + flag) == 0
+    a, b = (iio.imread(p).astype(float) for p in paths.values())
+    assert a.shape == b.shape and 0 < np.abs(a - b).mean() < 8         # bf16 differs, but only slightly
+
+
 def test_bad_scene_prints_the_scene_error_and_exits_2(tmp_path, capsys):
     scene = write_scene(tmp_path, assignment=[0, 0], sampler={"scheduler": "nope"})
     assert main([str(scene), "--out", str(tmp_path / "x.mp4")]) == 2
