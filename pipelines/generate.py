@@ -1,7 +1,11 @@
 """Render a scene file to a video:
 
-    python -m pipelines.generate SCENE.json --out OUT.mp4 [--model PATH] [--steps N] [--seed S]
-                                 [--scheduler ddim|dpm++|euler] [--guidance-scale G] [--gif] [--sheet] [--bf16]
+    python -m pipelines.generate SCENE.json --out OUT.mp4 [--model PATH] [--motion-model PATH] [--steps N]
+                                 [--seed S] [--scheduler ddim|dpm++|euler] [--guidance-scale G] [--gif] [--sheet]
+                                 [--bf16]
+
+A scene whose motion is ``{"text": "..."}`` (or ``{"text": ""}`` to act out its prompt) is moved by the
+text-mode motion model (``assets/models/motion``) and then rendered like any other motion.
 
 Writes OUT.mp4 (H.264); ``--gif`` also OUT.gif; ``--sheet`` also OUT-sheet.mp4 (and OUT-sheet.gif with
 ``--gif``): references | slot colours | guidance | output, side by side. ``--bf16`` computes in bfloat16
@@ -30,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("scene", help="scene JSON file")
     p.add_argument("--out", required=True, help="output .mp4 path")
     p.add_argument("--model", default=None, help="saved MixPipeline folder (default: assets/models/tiny, …)")
+    p.add_argument("--motion-model", default="auto",
+                   help="text mode's motion model folder for {\"text\": …} motions (default: assets/models/motion)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the scene's sampler)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the scene's)")
     p.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="sampler (default: the scene's)")
@@ -70,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .mix import ModelNotFoundError, export_to_gif, export_to_video, load_pipeline, side_by_side
     try:
-        pipe = load_pipeline(args.model)
-    except ModelNotFoundError as e:
+        pipe = load_pipeline(args.model, motion_model=args.motion_model)
+    except (ModelNotFoundError, FileNotFoundError) as e:
         print(str(e), file=sys.stderr)
         return 1
     pipe.set_progress_bar_config(disable=args.quiet, desc="denoising")

@@ -31,3 +31,9 @@ def scenes_dir() -> Path:
 
 def models_dir() -> Path:
     return assets_dir() / "models"
+
+
+def user_characters_dir() -> Path:
+    """Where characters a user teaches the studio are kept (a library folder; ``CROSSOVER_USER_CHARACTERS``
+    overrides it) — outside ``assets/`` so the shipped library stays as released."""
+    return Path(os.environ.get("CROSSOVER_USER_CHARACTERS", Path.home() / ".cache" / "crossover-studio" / "characters"))

@@ -277,7 +277,8 @@ def test_text_motion_needs_a_motion_model(clip):
 
     class Walker:
         def generate_keypoints(self, text, *, prompt, names, num_frames, width, height, generator):
-            assert text == "they dance" and names == ["Pip", "Dora"] and (width, height) == (SIZE, SIZE)
+            # names come in track order: with assignment [1, 0], Dora performs track 0
+            assert text == "they dance" and names == ["Dora", "Pip"] and (width, height) == (SIZE, SIZE)
             return static_keypoints(num_frames)
 
     out = make_pipe(motion_model=Walker())(scene)

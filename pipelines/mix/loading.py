@@ -67,11 +67,19 @@ def resolve_model(path: str | Path | None = None, *, repo: str = DEFAULT_REPO) -
 
 
 def load_pipeline(path: str | Path | None = None, *, device: str | torch.device | None = None,
-                  dtype: torch.dtype = torch.float32):
-    """``MixPipeline.from_pretrained(resolve_model(path))`` — weights stored in fp16 load as ``dtype``."""
+                  dtype: torch.dtype = torch.float32, motion_model: str | Path | None = "auto"):
+    """``MixPipeline.from_pretrained(resolve_model(path))`` — weights stored in fp16 load as ``dtype``.
+
+    ``motion_model``: text mode's motion model for a pipeline saved without one — ``"auto"`` takes
+    ``assets/models/motion`` when it is there, a path that folder, None none."""
     from .pipeline_mix import MixPipeline
     pipe = MixPipeline.from_pretrained(resolve_model(path), dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
+    if pipe.motion_model is None and motion_model is not None:
+        from ..models.cce import load_motion_model
+        mm = load_motion_model(None if motion_model == "auto" else motion_model)
+        if mm is not None:
+            pipe.register_modules(motion_model=mm.to(dtype))
     return pipe.to(device) if device is not None else pipe
 
 

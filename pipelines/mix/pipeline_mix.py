@@ -167,14 +167,37 @@ class MixPipeline(DiffusionPipeline):
 
     # ---- encoders -------------------------------------------------------------------------------------
     def encode_context(self, reference: torch.Tensor, masks: torch.Tensor, slot_tokens: torch.Tensor | None = None,
-                       word_tokens: torch.Tensor | None = None) -> torch.Tensor:
+                       word_tokens: torch.Tensor | None = None,
+                       cce_tokens: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
         """(1, S·T + W, D) context from the reference (1, 3, H, W) in [-1, 1] and its slot masks (1, S, H, W):
         each slot's cut-out through the context encoder (or the given CCE ``slot_tokens`` (1, S, T, D)) plus
-        its palette colour, then ``word_tokens`` (1, W, D)."""
+        its palette colour, then ``word_tokens`` (1, W, D). ``cce_tokens`` (one (T, D) or None per slot)
+        replace the image-derived tokens of the slots that have them (library characters' learned tokens)."""
         enc = self.context_encoder
         slots = torch.arange(masks.shape[1], device=masks.device)[None]
         images = None if slot_tokens is not None else slot_images(reference, masks, enc.config.image_size)
+        if slot_tokens is None and cce_tokens is not None and any(t is not None for t in cce_tokens):
+            slot_tokens = enc.encode_slot_images(images).clone()
+            for s, t in enumerate(cce_tokens):
+                if t is not None:
+                    slot_tokens[0, s] = t.to(slot_tokens)
+            images = None
         return enc(slots, slot_images=images, slot_tokens=slot_tokens, word_tokens=word_tokens)
+
+    def usable_cce_tokens(self, embeddings, names: Sequence[str]) -> tuple[list[torch.Tensor | None], list[str]]:
+        """Per slot, the learned identity tokens of a ``CharacterEmbedding`` when they were learned for this
+        generator's context encoder, else None (with a note saying why they are not used)."""
+        tokens, notes = [], []
+        for emb, name in zip(embeddings, names):
+            if emb is None:
+                tokens.append(None)
+            elif emb.usable_with(self.context_encoder):
+                tokens.append(emb.identity)
+            else:
+                tokens.append(None)
+                notes.append(f"{name}: its CCE tokens were learned for another generator; using its reference image "
+                             "(re-learn them: python -m pipelines.train cce, then export)")
+        return tokens, notes
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """(1, 3, H, W) in [-1, 1] → (1, C, H / f, W / f) scaled latents (the posterior mean: deterministic)."""
@@ -357,6 +380,7 @@ class MixPipeline(DiffusionPipeline):
         window_size: int = 16,
         window_overlap: int = 4,
         library: Library | None = None,
+        use_cce: bool = True,
         output_type: str = "np",
         return_dict: bool = True,
         callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
@@ -378,6 +402,8 @@ class MixPipeline(DiffusionPipeline):
             prompt: kept for the CCE text encoder; this model reads identities from the slots, not words.
             num_frames: must equal the keypoints' frame count when given.
             slot_tokens: (1, S, T, D) learned CCE tokens replacing the image-derived slot tokens.
+            use_cce: with a scene, library characters that have learned CCE tokens (``cce.safetensors``, learned
+                for this generator) read them instead of their image-derived tokens.
             word_tokens: (1, W, D) extra context tokens.
             window_size / window_overlap: sliding temporal windows for clips longer than one window.
             output_type: "np" (uint8 frames), "pt" (float frames) or "latent".
@@ -403,8 +429,10 @@ class MixPipeline(DiffusionPipeline):
 
         # 2. Resolve the scene (or the explicit arguments) into a reference sheet, poses and an assignment
         notes: list[str] = []
+        cce_tokens = None
         if scene is not None:
-            inp = resolve_scene(scene, library, self.motion_model, generator)
+            motion_generator = generator if generator is not None else torch.Generator().manual_seed(int(scene.seed))
+            inp = resolve_scene(scene, library, self.motion_model, motion_generator)
             sheet = compose_sheet(inp.cutouts, inp.background, (inp.width, inp.height))
             kp, assignment, width, height = inp.keypoints, inp.assignment, inp.width, inp.height
             fps, prompt, notes = inp.fps, inp.prompt, inp.warnings
@@ -412,6 +440,9 @@ class MixPipeline(DiffusionPipeline):
             guidance_scale = inp.sampler["guidance_scale"] if guidance_scale is None else guidance_scale
             scheduler = scheduler or inp.sampler["scheduler"]
             generator = generator if generator is not None else torch.Generator().manual_seed(inp.seed)
+            if use_cce and slot_tokens is None:
+                cce_tokens, cce_notes = self.usable_cce_tokens(inp.embeddings, inp.names)
+                notes = notes + cce_notes
         else:
             width, height = width or 128, height or 128
             sheet = (compose_sheet(characters, background, (width, height)) if characters is not None
@@ -438,7 +469,7 @@ class MixPipeline(DiffusionPipeline):
         # 4. Encode the context and the reference — once per generation
         ref_image = _image_tensor(sheet.image, device, dtype)[None]
         ref_masks = torch.from_numpy(sheet.masks).to(device)[None]
-        context = self.encode_context(ref_image, ref_masks, slot_tokens, word_tokens).to(dtype)
+        context = self.encode_context(ref_image, ref_masks, slot_tokens, word_tokens, cce_tokens).to(dtype)
         ref_latents = self.encode_image(ref_image).to(dtype)
         ref_guid = _image_tensor(ref_guidance, device, dtype)[None] if self.reference_guider is not None else None
         reference = self.denoiser.encode_reference(ref_latents, context, ref_guid)

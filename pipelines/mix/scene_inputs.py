@@ -8,11 +8,18 @@ Text motions (``{"text": ...}``) need a text-to-motion model; until one is regis
 with
 
     generate_keypoints(text: str, *, prompt: str, names: list[str], num_frames: int, width: int,
-                       height: int, generator: torch.Generator | None) -> np.ndarray  # (F, len(names), 18, 3)
+                       height: int, generator: torch.Generator | None[, library: Library]) -> np.ndarray
+                       # (F, len(names), 18, 3): track k for names[k]; ``library`` is passed when accepted
+
+``names`` are given in *track* order (the character performing each track, from the scene's assignment),
+so each track moves the way its performer does. Warnings the model leaves in ``last_warnings`` join the
+scene's. Library characters with learned CCE tokens (``cce.safetensors``) bring them along
+(``SceneInputs.embeddings``) for the pipeline's context.
 """
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import dataclass, field
 
@@ -22,7 +29,7 @@ from PIL import Image
 from ..library import Library
 from ..pose.openpose import check_keypoints, rescale
 from ..pose.templates import load_motion_file, load_template
-from ..scene import Scene
+from ..scene import Scene, track_slots
 from .sheet import background_canvas
 
 
@@ -41,6 +48,7 @@ class SceneInputs:
     sampler: dict
     seed: int
     warnings: list[str] = field(default_factory=list)
+    embeddings: list = field(default_factory=list)  # per slot: the library character's CharacterEmbedding or None
 
 
 def _load_user_character(scene: Scene, i: int, c: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -82,17 +90,23 @@ def resolve_scene(scene: Scene, library: Library | None = None, motion_model=Non
     """See the module docstring. Raises ``ValueError`` naming the scene field for what validation could not
     see (mask sizes, a text motion without a motion model)."""
     library = library if library is not None else Library()
-    cutouts, names, styles = [], [], []
+    cutouts, names, styles, embeddings = [], [], [], []
     for i, c in enumerate(scene.characters):
         if "id" in c:
             lc = library.get(c["id"], f"characters[{i}].id")
             cutouts.append(lc.load_reference())
             names.append(lc.name)
             styles.append(lc.style)
+            if lc.cce_path.is_file():
+                from ..cce.embedding import CharacterEmbedding
+                embeddings.append(CharacterEmbedding.load(lc.cce_path))
+            else:
+                embeddings.append(None)
         else:
             cutouts.append(_load_user_character(scene, i, c))
             names.append(c["name"])
             styles.append(c["style"])
+            embeddings.append(None)
 
     motion = scene.motion
     if "template" in motion:
@@ -105,13 +119,20 @@ def resolve_scene(scene: Scene, library: Library | None = None, motion_model=Non
         if motion_model is None:
             raise ValueError("motion.text: this model has no text-to-motion model (motion_model) registered; give "
                              "the scene a {\"template\": name} or {\"keypoints\": file} motion instead")
-        kp = motion_model.generate_keypoints(motion["text"], prompt=scene.prompt, names=names,
-                                             num_frames=scene.frames, width=scene.width, height=scene.height,
-                                             generator=generator)
+        performers = track_slots(list(scene.assignment), len(names))
+        params = inspect.signature(motion_model.generate_keypoints).parameters
+        takes_library = "library" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+        kp = motion_model.generate_keypoints(motion["text"], prompt=scene.prompt,
+                                             names=[names[s] for s in performers], num_frames=scene.frames,
+                                             width=scene.width, height=scene.height, generator=generator,
+                                             **({"library": library} if takes_library else {}))
         kp, what = check_keypoints(kp, "motion_model output"), "the generated motion"
     kp, notes = fit_frames(np.asarray(kp, np.float32), scene.frames, what)
+    if "text" in motion:
+        notes = list(getattr(motion_model, "last_warnings", [])) + notes
     return SceneInputs(cutouts, names, styles, kp, list(scene.assignment), _background(scene), scene.width,
-                       scene.height, float(scene.fps), scene.prompt, dict(scene.sampler), int(scene.seed), notes)
+                       scene.height, float(scene.fps), scene.prompt, dict(scene.sampler), int(scene.seed), notes,
+                       embeddings)
 
 
 __all__ = ["SceneInputs", "resolve_scene", "fit_frames"]

@@ -5,7 +5,11 @@
     python -m pipelines.train temporal  --init runs/generator/final …
     python -m pipelines.train img       --init runs/temporal/final --variant full|end2end-m|end2end|ieg|plain
                                         [--msm_layers 1-4] [--pcs P] [--img_weight λ] …
+    python -m pipelines.train motion    [--max_steps 3000] …             text mode's motion model (from scratch)
+    python -m pipelines.train cce       [--init GENERATOR] [--motion_model PATH] [--library DIR] [--cce_init images|random]
     python -m pipelines.train export    --run runs/img [--checkpoint latest|final|PATH] --out assets/models/tiny
+    python -m pipelines.train export    --run runs/motion --out assets/models/motion
+    python -m pipelines.train export    --run runs/cce --out assets/characters [--encoder_out assets/models/cce]
     accelerate launch --multi_gpu --num_processes 2 -m pipelines.train generator …   (CPU too: see below)
 
 On a machine without a GPU, `--multi_gpu` still works: accelerate starts the processes with torchrun and the
@@ -63,9 +67,15 @@ def export_main(argv) -> int:
     ap.add_argument("--checkpoint", default="final", help="'final' (the finished stage), 'latest', or a folder")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16, half the size)")
+    ap.add_argument("--encoder_out", type=Path, default=None,
+                    help="cce runs: where the character encoder goes (default: assets/models/cce)")
     args = ap.parse_args(argv)
     from .export import export
-    path = export(args.run, args.checkpoint, args.out, fp16=not args.fp32)
+    try:
+        path = export(args.run, args.checkpoint, args.out, fp16=not args.fp32, encoder_out=args.encoder_out)
+    except ValueError as e:
+        print(f"python -m pipelines.train export: error: {e}", file=sys.stderr)
+        return 2
     print(f"exported {path}")
     return 0
 

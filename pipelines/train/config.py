@@ -8,6 +8,9 @@ Stages (EverybodyDance's recipe on an AnimateAnyone-style backbone, scaled to th
     generator  denoising UNet + ReferenceNet + guiders + context encoder on single frames
     temporal   the motion modules on clips (everything else frozen)
     img        identity fine-tuning on single frames: the Table-2 variant chosen by --variant
+    motion     text mode's motion model (pipelines/models/motion.py) on world motions and captions
+    cce        per-character CCE tokens of the library (identity + behaviour) through the frozen generator
+               and motion model, plus the image→behaviour head for new characters
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-STAGES = ("vae", "generator", "temporal", "img")
+STAGES = ("vae", "generator", "temporal", "img", "motion", "cce")
+GENERATOR_STAGES = ("vae", "generator", "temporal", "img")      # stages that train a MixPipeline
 VARIANTS = ("plain", "ieg", "end2end", "end2end-m", "full")
 # Table 2 of EverybodyDance, as switches: (guidance mode of the model, IMG loss on?)
 VARIANT_SETTINGS = {
@@ -53,18 +57,31 @@ class TrainConfig:
     pcs: float = 0.3                   # Pre-Classified Sampling: probability of a swap pair
     sheet: float = 0.5                 # share of composed reference sheets (vs natural frames)
     named_fraction: float = 0.3        # share of named characters (the rest are unseen procedural ones)
-    mix: float = 0.1                   # share of cross-show / mixed-style clips (CCA)
+    mix: float = 0.1                   # share of Cross-Character Augmentation samples (train/cca.py): characters
+                                       # cut from their own shows, composited on another show's set (0 = off)
     # ---- optimisation --------------------------------------------------------------------------------
     batch_size: int = 16               # samples per process per step
     max_steps: int = 1000              # total optimisation steps
     learning_rate: float = 1e-4        # AdamW peak learning rate
-    warmup_steps: int = 100            # linear warm-up, then constant
+    warmup_steps: int = 100            # linear warm-up, then --lr_schedule
+    lr_schedule: str = "constant"      # after warm-up: "constant" or "cosine" (down to 10 % at max_steps)
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
+    mixed_precision: str = "no"        # "bf16": autocast the forward (weights and optimiser stay fp32); 1.5× faster on
+                                       # this CPU's AMX/AVX-512-BF16 units, and the usual choice on GPUs
     cfg_dropout: float = 0.1           # probability of dropping reference + context (classifier-free guidance)
     # ---- IMG (img stage, variant "full") -------------------------------------------------------------
     img_weight: float = 0.2            # λ in L = L_diffusion + λ (1 − mean_ℓ IC_ℓ)
     msm_layers: int = 2                # multi-scale matching: how many layers of MSM_ORDER
+    # ---- cce (library tokens; --init is the frozen generator, "" = assets/models/tiny) ------------------
+    motion_model: str = ""             # the frozen motion model ("" = assets/models/motion)
+    library: str = ""                  # the library whose characters get tokens ("" = assets/characters)
+    cce_init: str = "images"           # identity tokens start from the image encoder ("images") or at "random"
+    cce_views: int = 4                 # world portraits per world character (besides its reference) for that start
+    diffusion_weight: float = 1.0      # captioned clips through the frozen generator
+    contrastive_weight: float = 0.1    # image-derived vs learned identity alignment (InfoNCE)
+    motion_weight: float = 1.0         # world motions through the frozen motion model (behaviour)
+    appearance_weight: float = 1.0     # the character encoder: image tokens → behaviour
     # ---- vae -----------------------------------------------------------------------------------------
     vae_crop: int = 64                 # train the (fully convolutional) VAE on random crops: 4× cheaper than 128
     kl_weight: float = 1e-6
@@ -112,6 +129,14 @@ class TrainConfig:
             raise ValueError(f"--window {self.window} is longer than --clip_frames {self.clip_frames}")
         if self.vae_crop and (self.vae_crop % 8 or self.vae_crop > self.size):
             raise ValueError(f"--vae_crop: {self.vae_crop} must be a multiple of 8 and ≤ --size (0 = whole frames)")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"--mixed_precision: unknown {self.mixed_precision!r}; use no, bf16 or fp16 (fp16 needs a GPU)")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"--lr_schedule: unknown {self.lr_schedule!r}; use constant or cosine")
+        if self.cce_init not in ("images", "random"):
+            raise ValueError(f"--cce_init: unknown {self.cce_init!r}; use images or random")
+        if self.cce_views < 0:
+            raise ValueError(f"--cce_views: {self.cce_views} must be ≥ 0")
         if self.threads < 1:
             raise ValueError(f"--threads: {self.threads} must be ≥ 1")
         if self.batch_size < 1 or self.max_steps < 1 or self.checkpointing_steps < 1:
@@ -137,4 +162,9 @@ STAGE_DEFAULTS: dict[str, dict] = {
     "generator": dict(batch_size=16, learning_rate=1e-4, max_steps=6000, output_dir="runs/generator"),
     "temporal": dict(batch_size=2, window=8, learning_rate=1e-4, max_steps=800, output_dir="runs/temporal"),
     "img": dict(batch_size=16, learning_rate=5e-5, warmup_steps=50, max_steps=1500, output_dir="runs/img"),
+    "motion": dict(batch_size=32, learning_rate=1e-3, warmup_steps=100, max_steps=3000, clip_frames=32,
+                   lr_schedule="cosine",
+                   named_fraction=0.5, checkpointing_steps=500, validation_steps=500, output_dir="runs/motion"),
+    "cce": dict(batch_size=4, learning_rate=5e-3, warmup_steps=20, max_steps=300, named_fraction=0.9,
+                characters=(1, 3), checkpointing_steps=100, validation_steps=100, output_dir="runs/cce"),
 }

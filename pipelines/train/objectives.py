@@ -2,6 +2,7 @@
 ``accelerate`` can wrap them (DDP) without knowing the model.
 
 * ``VAEObjective`` — L1 reconstruction + L1 on image gradients (outlines, grain) + a small KL.
+* ``MotionObjective`` — text mode's motion model on world motions (positions, pose, velocities, latents, clock).
 * ``GeneratorObjective`` — the diffusion loss of the pose-driven generator, with classifier-free dropout of
   reference + context, and (``img_layers``) the Identity-Matching-Graph loss
   ``L = L_diffusion + λ (1 − mean_ℓ IC_ℓ)`` computed by MQA on the captured layers
@@ -17,6 +18,10 @@ from torch import nn
 
 from ..models.context import slot_images
 from ..models.img import img_loss_from_captures
+from ..pose.openpose import J
+
+J_HIPS = (J["r_hip"], J["l_hip"])
+J_ANKLES = (J["r_ankle"], J["l_ankle"])
 
 
 def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,16 +86,23 @@ class GeneratorObjective(nn.Module):
         d = self.vae.encode(images).latent_dist
         return (d.sample(generator=generator) if generator is not None else d.mode()) * self.scaling
 
-    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+    def forward(self, batch: dict, slot_tokens: torch.Tensor | None = None,
+                token_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``slot_tokens`` (B, S, T, D) with ``token_mask`` (B, S): learned CCE tokens for those slots (the
+        cce stage), image-derived tokens for the others."""
         target, B, T = batch["target"], batch["target"].shape[0], batch["target"].shape[1]
         g = _generator(batch)
         S = batch["reference_masks"].shape[1]
         latents = self._latents(target.flatten(0, 1), g).unflatten(0, (B, T)).transpose(1, 2)   # (B, 4, T, h, w)
         ref_latents = self._latents(batch["reference"], None)
         enc = self.context_encoder
-        context = enc(torch.arange(S, device=target.device).expand(B, S),
-                      slot_images=slot_images(batch["reference"], batch["reference_masks"], enc.config.image_size),
-                      slot_mask=batch["slots"])
+        slots = torch.arange(S, device=target.device).expand(B, S)
+        cutouts = slot_images(batch["reference"], batch["reference_masks"], enc.config.image_size)
+        if slot_tokens is None:
+            context = enc(slots, slot_images=cutouts, slot_mask=batch["slots"])
+        else:
+            ident = torch.where(token_mask[..., None, None], slot_tokens.to(enc.dtype), enc.encode_slot_images(cutouts))
+            context = enc(slots, slot_tokens=ident, slot_mask=batch["slots"])
         drop = torch.rand(B, generator=g).to(target.device) < self.cfg_dropout
         context = torch.where(drop[:, None, None], enc.null_context(context), context)
         ref_index = torch.where(drop, -1, torch.arange(B, device=target.device))
@@ -125,3 +137,81 @@ class GeneratorObjective(nn.Module):
                 result["ic"] = torch.tensor(sum(ics) / len(ics))
         result["loss"] = loss
         return result
+
+
+class MotionObjective(nn.Module):
+    """Text mode's motion model (``pipelines.models.motion``) on world clips: joint positions, velocities, the
+    pose around the hips and the feet's height (L1, units of canvas height) with the clock teacher-forced,
+    joint visibility (BCE), the latents (start
+    bin, ground bin, direction: cross-entropy, autoregressive over characters) and the step rate (log
+    error weighted by how periodic the clip is). Behaviours come from the encoder on *another* clip of the
+    same character; with ``prior_dropout`` they are replaced by the learned prior (unknown characters)."""
+
+    def __init__(self, model, *, prior_dropout: float = 0.1, velocity_weight: float = 2.0, pose_weight: float = 2.0,
+                 feet_weight: float = 4.0, latent_weight: float = 0.05, frequency_weight: float = 0.2,
+                 visibility_weight: float = 0.05):
+        super().__init__()
+        self.model = model
+        self.prior_dropout, self.velocity_weight, self.pose_weight = prior_dropout, velocity_weight, pose_weight
+        self.feet_weight = feet_weight
+        self.latent_weight, self.frequency_weight, self.visibility_weight = latent_weight, frequency_weight, visibility_weight
+
+    def behaviours(self, batch: dict) -> torch.Tensor:
+        """(B, N, Db) behaviour of every character, from its reference clip (zeros for padding)."""
+        cm = batch["char_mask"]
+        b = torch.zeros(*cm.shape, self.model.config.behaviour_dim, device=cm.device)
+        b[cm] = self.model.encode_behaviour(batch["ref_frames"][cm], batch["ref_spectra"][cm])
+        return b
+
+    def forward(self, batch: dict, behaviour: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        m, cm, fm = self.model, batch["char_mask"], batch["frame_mask"]
+        b = self.behaviours(batch) if behaviour is None else behaviour
+        if self.prior_dropout and self.training:
+            g = _generator(batch)
+            drop = (torch.rand(cm.shape, generator=g) < self.prior_dropout).to(cm.device)
+            b = torch.where(drop[..., None], m.behaviour_prior.expand_as(b), b)
+        tokens = m.condition(b, batch["words"], batch["roles"], cm)
+        values = m.latent_values(batch["x0"], batch["g0"], batch["direction"])
+        lx, lg, ld = m.split_logits(m.latent_logits(tokens, values, cm))
+        xb, gb = m.values_to_bins(batch["x0"], batch["g0"])
+        latent = (F.cross_entropy(lx[cm], xb[cm]) + F.cross_entropy(lg[cm], gb[cm])
+                  + F.cross_entropy(ld[cm], batch["direction"][cm]))
+        freq = m.frequency(tokens, b)
+        w = batch["periodicity"][cm]
+        frequency = ((freq[cm].log() - batch["freq"][cm].clamp(min=0.3).log()).abs() * w).sum() / w.sum().clamp(min=1e-6)
+        out = m.decode(m.context(tokens, values, cm), b, batch["time"], batch["duration"], batch["freq"], batch["phase"])
+        start = torch.stack([batch["x0"], batch["g0"]], -1)[:, :, None, None]            # (B, N, 1, 1, 2)
+        target = batch["keypoints"][..., :2] - start
+        valid = (cm[:, :, None] & fm[:, None, :]).float()                                 # (B, N, F)
+        err = (out[..., :2] - target).abs().sum(-1).mean(-1)                              # (B, N, F)
+        position = (err * valid).sum() / valid.sum()
+        # the body's shape around its hips (arm swing, stride, bounce of the head): root placement dominates the
+        # absolute error, so the pose gets its own term
+        def around_hips(x):
+            return x - (x[..., J_HIPS[0]:J_HIPS[0] + 1, :] + x[..., J_HIPS[1]:J_HIPS[1] + 1, :]) / 2
+        shape = ((around_hips(out[..., :2]) - around_hips(target)).abs().sum(-1).mean(-1) * valid).sum() / valid.sum()
+        # foot contact: the lower ankle's height over the ground is where bounce and jumps show (a few pixels,
+        # lost in the absolute error otherwise)
+        def feet(x):
+            return torch.maximum(x[..., J_ANKLES[0], 1], x[..., J_ANKLES[1], 1])
+        foot = ((feet(out[..., :2]) - feet(target)).abs() * valid).sum() / valid.sum()
+        both = valid[..., 1:] * valid[..., :-1]
+        dv = ((out[..., 1:, :, :2] - out[..., :-1, :, :2]) - (target[..., 1:, :, :] - target[..., :-1, :, :]))
+        velocity = (dv.abs().sum(-1).mean(-1) * both).sum() / both.sum().clamp(min=1)
+        vis = F.binary_cross_entropy_with_logits(out[..., 2], batch["keypoints"][..., 2], reduction="none").mean(-1)
+        visibility = (vis * valid).sum() / valid.sum()
+        loss = (position + self.velocity_weight * velocity + self.pose_weight * shape + self.feet_weight * foot
+                + self.latent_weight * latent
+                + self.frequency_weight * frequency + self.visibility_weight * visibility)
+        pixels = position.detach() / 2 * 128          # mean |error| per coordinate, pixels of a 128-pixel canvas
+        return {"loss": loss, "position": position.detach(), "velocity": velocity.detach(), "pose": shape.detach(),
+                "feet": foot.detach(),
+                "latent": latent.detach(),
+                "frequency": frequency.detach(), "visibility": visibility.detach(), "error_px128": pixels}
+
+
+def info_nce(queries: torch.Tensor, keys: torch.Tensor, labels: torch.Tensor, scale: float = 10.0) -> torch.Tensor:
+    """Contrastive alignment (CLIP's InfoNCE, one direction): each query (M, D) should be nearest, by
+    cosine, to its key ``keys[labels[m]]`` among all keys (C, D). Returns the mean cross-entropy."""
+    logits = scale * F.normalize(queries.float(), dim=-1) @ F.normalize(keys.float(), dim=-1).T
+    return F.cross_entropy(logits, labels)

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from .config import MSM_ORDER, TrainConfig
-from .data import SampleConfig, WorldSampler, collate
-from .objectives import GeneratorObjective, VAEObjective
+from .config import GENERATOR_STAGES, MSM_ORDER, TrainConfig
+from .data import MotionSampleConfig, MotionSampler, SampleConfig, WorldSampler, collate, collate_motion
+from .objectives import GeneratorObjective, MotionObjective, VAEObjective
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,47 @@ def build_pipeline(cfg: TrainConfig):
     return pipe
 
 
+class StageModels:
+    """The models of a stage that does not train a MixPipeline (motion, cce), by name — ``components`` as a
+    pipeline has them, so the loop freezes, switches modes and saves them alike."""
+
+    def __init__(self, **components):
+        self.components = dict(components)
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["components"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def build_motion_model(cfg: TrainConfig):
+    from ..models.motion import MOTION_TEST, MOTION_TINY, MotionModel
+    if cfg.init:
+        return MotionModel.from_pretrained(cfg.init).float()
+    sizes = {"tiny": MOTION_TINY, "test": MOTION_TEST}.get(cfg.model_config)
+    if sizes is None:
+        raise ValueError(f"--model_config: unknown {cfg.model_config!r}; use tiny or test")
+    torch.manual_seed(cfg.seed)
+    return MotionModel(**sizes)
+
+
+def build_model(cfg: TrainConfig):
+    """The stage's models: a MixPipeline for the generator stages, ``StageModels`` for the others."""
+    if cfg.stage == "motion":
+        return StageModels(motion_model=build_motion_model(cfg))
+    if cfg.stage == "cce":
+        from .cce_stage import build_cce
+        return build_cce(cfg)
+    return build_pipeline(cfg)
+
+
 def make_objective(cfg: TrainConfig, pipe):
+    if cfg.stage == "motion":
+        return MotionObjective(pipe.motion_model)
+    if cfg.stage == "cce":
+        from .cce_stage import CCEObjective
+        return CCEObjective(cfg, pipe)
     if cfg.stage == "vae":
         return VAEObjective(pipe.vae, cfg.kl_weight, cfg.edge_weight, cfg.vae_crop)
     layers = MSM_ORDER[: cfg.msm_layers] if cfg.stage == "img" else MSM_ORDER[:1]
@@ -77,6 +117,10 @@ def make_objective(cfg: TrainConfig, pipe):
 
 def trained_modules(cfg: TrainConfig, pipe) -> dict[str, torch.nn.Module]:
     """The modules this stage optimises (and checkpoints)."""
+    if cfg.stage == "motion":
+        return {"motion_model": pipe.motion_model}
+    if cfg.stage == "cce":
+        return {"cce": pipe.cce}
     if cfg.stage == "vae":
         return {"vae": pipe.vae}
     if cfg.stage == "temporal":
@@ -121,9 +165,24 @@ def sample_config(cfg: TrainConfig) -> SampleConfig:
                         plain=cfg.guidance_mode == "plain" and cfg.stage != "vae")
 
 
+def motion_sample_config(cfg: TrainConfig) -> MotionSampleConfig:
+    return MotionSampleConfig(size=cfg.size, max_frames=cfg.clip_frames, characters=tuple(cfg.characters),
+                              named_fraction=cfg.named_fraction)
+
+
+def sampler_for(cfg: TrainConfig, seed: int):
+    """(sampler, collate) of the stage: world frames/clips, or world motions (motion stage)."""
+    if cfg.stage == "motion":
+        return MotionSampler(motion_sample_config(cfg), seed=seed), collate_motion
+    if cfg.stage == "cce":
+        from .cce_stage import CCESampler
+        return CCESampler(cfg, seed), CCESampler.collate
+    return WorldSampler(sample_config(cfg), seed=seed), collate
+
+
 class _StepData(torch.utils.data.Dataset):
     def __init__(self, cfg: TrainConfig, rank: int, world: int, start_step: int):
-        self.sampler = WorldSampler(sample_config(cfg), seed=cfg.seed)
+        self.sampler, self.collate = sampler_for(cfg, cfg.seed)
         self.cfg, self.rank, self.world, self.start = cfg, rank, world, start_step
 
     def __len__(self):
@@ -132,7 +191,7 @@ class _StepData(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         step, B = self.start + i, self.cfg.batch_size
         first = (step * self.world + self.rank) * B
-        batch = collate([self.sampler[first + k] for k in range(B)])
+        batch = self.collate([self.sampler[first + k] for k in range(B)])
         batch["seed"] = (self.cfg.seed * 1_000_003 + first) % (2 ** 63)       # the step's own randomness
         return batch, first
 
@@ -148,8 +207,13 @@ def data_loader(cfg: TrainConfig, rank: int, world: int, start_step: int):
 # the loop
 # ---------------------------------------------------------------------------------------------------------
 def learning_rate(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up, then constant (the generator recipes of AnimateAnyone/diffusers)."""
-    return cfg.learning_rate * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    """Linear warm-up, then constant (the generator recipes of AnimateAnyone/diffusers) or a cosine down to
+    10 % (the motion model, trained from scratch to convergence)."""
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    if cfg.lr_schedule == "cosine" and step >= cfg.warmup_steps:
+        u = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, u))))
+    return cfg.learning_rate * warm
 
 
 def train(cfg: TrainConfig, resume: str | None = None, *, stop_after: int | None = None) -> dict:
@@ -165,7 +229,8 @@ def train(cfg: TrainConfig, resume: str | None = None, *, stop_after: int | None
     # `accelerate launch --multi_gpu --num_processes N` / torchrun) as MULTI_CPU over gloo
     accelerator = Accelerator(project_config=ProjectConfiguration(project_dir=str(out_dir),
                                                                   logging_dir=str(out_dir / "logs")),
-                              log_with="tensorboard", cpu=not torch.cuda.is_available())
+                              log_with="tensorboard", cpu=not torch.cuda.is_available(),
+                              mixed_precision=cfg.mixed_precision)
     rank, world = accelerator.process_index, accelerator.num_processes
     set_seed(cfg.seed + 1000 * rank)
     saved_cfg = None
@@ -179,7 +244,7 @@ def train(cfg: TrainConfig, resume: str | None = None, *, stop_after: int | None
             raise ValueError(f"--resume_from_checkpoint: the checkpoint was trained with different settings "
                              f"({', '.join(sorted(changed))}); resume with the same flags or start a new --output_dir")
 
-    pipe = build_pipeline(cfg)
+    pipe = build_model(cfg)
     objective = make_objective(cfg, pipe)
     modules = trained_modules(cfg, pipe)
     for m in pipe.components.values():
@@ -190,7 +255,7 @@ def train(cfg: TrainConfig, resume: str | None = None, *, stop_after: int | None
         m.train()
     probe = _StepData(cfg, rank, world, 0)[0][0]
     probe = {k: (v[:2] if torch.is_tensor(v) or isinstance(v, list) else v) for k, v in probe.items()}
-    frozen = freeze_unused(objective, probe, modules) if cfg.stage != "vae" else []
+    frozen = freeze_unused(objective, probe, modules) if cfg.stage in GENERATOR_STAGES[1:] else []
     params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
 
@@ -272,6 +337,15 @@ def finish(cfg: TrainConfig, pipe, folder: Path) -> None:
     for m in pipe.components.values():
         if isinstance(m, torch.nn.Module):
             m.eval()
+    folder = Path(folder)
+    if cfg.stage == "motion":
+        pipe.motion_model.save_pretrained(folder, safe_serialization=True)
+        (folder / "training.json").write_text(json.dumps({"stage": cfg.stage, "config": cfg.to_dict()}, indent=1))
+        return
+    if cfg.stage == "cce":
+        from .cce_stage import finish_cce
+        finish_cce(cfg, pipe, folder)
+        return
     if cfg.stage == "vae":
         from ..models.configs import calibrate_vae_scale
         frames = collate([WorldSampler(sample_config(cfg), seed=cfg.seed + 99)[i] for i in range(32)])["target"]
@@ -293,25 +367,13 @@ def validate(cfg: TrainConfig, pipe, step: int, accelerator=None) -> Path:
         if isinstance(m, torch.nn.Module):
             m.eval()
     try:
-        sampler = WorldSampler(sample_config(cfg), seed=cfg.seed + 12345)
-        if cfg.stage == "vae":
-            x = collate([sampler[i] for i in range(4)])["target"].flatten(0, 1)
-            r = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mode()).sample
-            grid = torch.cat([torch.cat(list(x), 2), torch.cat(list(r), 2)], 1)
+        if cfg.stage == "motion":
+            img = validation_motion(cfg, pipe.motion_model, step)
+        elif cfg.stage == "cce":
+            from .cce_stage import validation_cce
+            img = validation_cce(cfg, pipe, step, accelerator)
         else:
-            frames = min(8, cfg.clip_frames)
-            plan = sampler.world.plan(4242, n_characters=2, motion="swap", frames=frames)
-            clip = sampler.world.render_plan(plan)
-            ref = clip.frames[0]
-            order = list(np.argsort(clip.positions[0]))
-            res = pipe(reference_image=ref, reference_masks=clip.masks[0][order], keypoints=clip.keypoints,
-                       assignment=[int(o) for o in order], num_inference_steps=10, guidance_scale=2.0,
-                       generator=torch.Generator().manual_seed(0), width=cfg.size, height=cfg.size,
-                       num_frames=frames)
-            top = np.concatenate([res.reference_sheet] + list(res.guidance_frames[::2]), 1)
-            bottom = np.concatenate([clip.frames[0]] + list(res.frames[::2]), 1)
-            grid = torch.from_numpy(np.concatenate([top, bottom], 0)).permute(2, 0, 1).float() / 127.5 - 1
-        img = ((grid.clamp(-1, 1) + 1) * 127.5).byte().permute(1, 2, 0).numpy()
+            img = validation_generator(cfg, pipe)
         path = out_dir / f"step_{step:08d}.png"
         Image.fromarray(img).save(path)
         if accelerator is not None:
@@ -322,3 +384,56 @@ def validate(cfg: TrainConfig, pipe, step: int, accelerator=None) -> Path:
     finally:
         for n, was in modes.items():
             pipe.components[n].train(was)
+
+
+def validation_generator(cfg: TrainConfig, pipe) -> np.ndarray:
+    """VAE reconstructions, or a generation of a fixed world scene (reference sheet | guidance | output)."""
+    sampler = WorldSampler(sample_config(cfg), seed=cfg.seed + 12345)
+    if cfg.stage == "vae":
+        x = collate([sampler[i] for i in range(4)])["target"].flatten(0, 1)
+        r = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mode()).sample
+        grid = torch.cat([torch.cat(list(x), 2), torch.cat(list(r), 2)], 1)
+    else:
+        frames = min(8, cfg.clip_frames)
+        plan = sampler.world.plan(4242, n_characters=2, motion="swap", frames=frames)
+        clip = sampler.world.render_plan(plan)
+        ref = clip.frames[0]
+        order = list(np.argsort(clip.positions[0]))
+        res = pipe(reference_image=ref, reference_masks=clip.masks[0][order], keypoints=clip.keypoints,
+                   assignment=[int(o) for o in order], num_inference_steps=10, guidance_scale=2.0,
+                   generator=torch.Generator().manual_seed(0), width=cfg.size, height=cfg.size,
+                   num_frames=frames)
+        top = np.concatenate([res.reference_sheet] + list(res.guidance_frames[::2]), 1)
+        bottom = np.concatenate([clip.frames[0]] + list(res.frames[::2]), 1)
+        grid = torch.from_numpy(np.concatenate([top, bottom], 0)).permute(2, 0, 1).float() / 127.5 - 1
+    return ((grid.clamp(-1, 1) + 1) * 127.5).byte().permute(1, 2, 0).numpy()
+
+
+VALIDATION_PROMPTS = ("[character: Pip] walks to the right.", "[character: Bramble] walks to the left.",
+                      "[character: Zed] chases [character: Dora].", "[character: Luma] and [character: Hank] swap places.")
+
+
+def validation_motion(cfg: TrainConfig, model, step: int) -> np.ndarray:
+    """Skeletons the model makes for fixed prompts (top of each pair) over the world's own motion of the
+    same caption and cast (bottom), every other frame; the behaviours are encoded from reference clips."""
+    from ..cce.prompt import parse_prompt
+    from ..pose.ieg import render_ieg
+    from ..world.characters import NAMED_BY_ID
+    sampler = MotionSampler(motion_sample_config(cfg), seed=cfg.seed + 12345)
+    rows = []
+    for i, prompt in enumerate(VALIDATION_PROMPTS):
+        ids = parse_prompt(prompt).ids
+        specs = [NAMED_BY_ID[c] for c in ids]
+        refs = [sampler.reference(s, 900 + i * 8 + k) for k, s in enumerate(specs)]
+        frames = torch.from_numpy(np.stack([r[0] for r in refs])).to(model.dtype)
+        spectra = torch.from_numpy(np.stack([r[1] for r in refs])).to(model.dtype)
+        b = model.encode_behaviour(frames, spectra)
+        kp = model.generate_keypoints("", prompt=prompt, names=[s.name for s in specs], num_frames=16,
+                                      width=cfg.size, height=cfg.size, generator=torch.Generator().manual_seed(i),
+                                      behaviours={s.name: b[k] for k, s in enumerate(specs)})
+        motion = parse_prompt(prompt).sentences[0].words[0]
+        motion = {"walks": "walk", "chases": "chase", "swap": "swap"}.get(motion, motion)
+        gt = sampler.world.plan(50_000 + i, characters=specs, motion=motion, frames=16).keypoints()
+        rows.append(np.concatenate(list(render_ieg(kp, cfg.size, cfg.size)[::2]), 1))
+        rows.append(np.concatenate(list(render_ieg(gt, cfg.size, cfg.size)[::2]), 1))
+    return np.concatenate(rows, 0)

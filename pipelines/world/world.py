@@ -102,6 +102,21 @@ class Clip:
         }
 
 
+def keypoint_visibility(kp: np.ndarray, amodal: np.ndarray, order) -> np.ndarray:
+    """(F, N, 18) float 0/1: a keypoint is visible when it lies inside the frame and no nearer character's
+    full silhouette covers it. ``kp`` (F, N, 18, ≥2) pixels, ``amodal`` (F, N, H, W) bool, ``order`` far → near."""
+    F, n, H, W = amodal.shape
+    xi = np.clip(np.round(kp[..., 0]).astype(int), 0, W - 1)
+    yi = np.clip(np.round(kp[..., 1]).astype(int), 0, H - 1)
+    inside = (kp[..., 0] >= 0) & (kp[..., 0] <= W - 1) & (kp[..., 1] >= 0) & (kp[..., 1] <= H - 1)
+    occluded = np.zeros(kp.shape[:3], bool)
+    rank = {int(k): r for r, k in enumerate(order)}
+    for k in range(n):
+        for m in order[rank[k] + 1:]:          # every character nearer than k
+            occluded[:, k] |= amodal[np.arange(F)[:, None], m, yi[:, k], xi[:, k]]
+    return (inside & ~occluded).astype(np.float32)
+
+
 class World:
     """A seeded universe of clips. ``named_fraction`` of characters are the ten named ones."""
 
@@ -243,16 +258,7 @@ class World:
             for k in order[::-1]:               # near → far
                 masks[f, k] = amodal[f, k] & ~cover
                 cover |= amodal[f, k]
-        # keypoint visibility: inside the frame and on the character's own visible silhouette
-        xi = np.clip(np.round(kp[..., 0]).astype(int), 0, W - 1)
-        yi = np.clip(np.round(kp[..., 1]).astype(int), 0, H - 1)
-        inside = (kp[..., 0] >= 0) & (kp[..., 0] <= W - 1) & (kp[..., 1] >= 0) & (kp[..., 1] <= H - 1)
-        occluded = np.zeros(kp.shape[:3], bool)
-        rank = {int(k): r for r, k in enumerate(order)}
-        for k in range(n):
-            for m in order[rank[k] + 1:]:          # every character nearer than k
-                occluded[:, k] |= amodal[np.arange(F)[:, None], m, yi[:, k], xi[:, k]]
-        kp[..., 2] *= (inside & ~occluded).astype(np.float32)
+        kp[..., 2] *= keypoint_visibility(kp, amodal, order)
         return Clip(frames, masks, kp, list(specs), show, variant, motion, caption, fps, order, amodal, info or {})
 
     def portrait(self, spec: CharacterSpec, size: int = 256, show: str | None = None, variant: int = 0,
