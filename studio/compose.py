@@ -142,9 +142,13 @@ def motion_info(comp: Composition, base: Path) -> MotionInfo:
     elif "keypoints" in comp.motion:
         path = (base / comp.motion["keypoints"]).resolve()
         name = comp.motion.get("label") or path.name
+    elif "text" in comp.motion and "preview" in comp.motion:
+        # a text motion: the keypoints the motion model made for this cast and seed (see Handlers.text_motion)
+        path = (base / comp.motion["preview"]).resolve()
+        name = comp.motion.get("label") or "text"
     else:
-        raise ValueError("motion: text motions are not available in the studio yet; pick a template, "
-                         "upload an OpenPose JSON file or a driving video")
+        raise ValueError("motion: this text motion has no keypoints yet; press “Make the motion”, or pick a "
+                         "template, upload an OpenPose JSON file or a driving video")
     return _motion_cached(str(path), Path(path).stat().st_mtime, name)
 
 
@@ -205,6 +209,11 @@ def set_picks(session: Session, picks: list[str]) -> list[str]:
         raise ValueError(f"characters: a scene holds at most {MAX_CHARACTERS}; remove one before adding another")
     comp, notes = session.comp, []
     old = {cid: t for cid, t in zip(comp.picks, comp.assignment)}
+    if "text" in comp.motion:
+        # the motion model moves however many characters there are: one track each
+        comp.picks = list(picks)
+        comp.assignment = fit_assignment([old.get(c, -1) for c in picks], len(picks), len(picks))
+        return notes
     info = motion_info(comp, session.folder)
     if len(picks) > info.tracks and "template" in comp.motion:
         name = template_for(len(picks), info.kind)
@@ -251,15 +260,19 @@ def auto_prompt(session: Session, library: Library | None = None, info: MotionIn
     if not comp.picks:
         return ""
     library = library or session_library(session)
-    info = info or motion_info(comp, session.folder)
+    if info is None and "text" in comp.motion:
+        kind, tracks = None, len(comp.picks)            # the words decide; one track per character
+    else:
+        info = info or motion_info(comp, session.folder)
+        kind, tracks = info.kind, info.tracks
     chars = [library.get(c) for c in comp.picks]
     names = [c.name for c in chars]
-    if all(0 <= t < info.tracks for t in comp.assignment):
-        by_track = [names[s] for s in track_slots(comp.assignment, info.tracks) if s >= 0]
+    if all(0 <= t < tracks for t in comp.assignment):
+        by_track = [names[s] for s in track_slots(comp.assignment, tracks) if s >= 0]
     else:
         by_track = names
-    if info.kind and len(by_track) >= MOTIONS[info.kind].min_chars:
-        text = caption(info.kind, by_track, {"direction": info.direction()})
+    if kind and len(by_track) >= MOTIONS[kind].min_chars:
+        text = caption(kind, by_track, {"direction": info.direction()})
     else:
         tags = [tag(n) for n in by_track]
         text = (", ".join(tags[:-1]) + " and " + tags[-1] + " move together.") if len(tags) > 1 else f"{tags[0]} moves."
@@ -286,14 +299,17 @@ def refresh_prompt(session: Session) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # composition → Scene
 # ---------------------------------------------------------------------------------------------------------
-def scene_doc(session: Session, library: Library | None = None) -> dict:
-    """The composition as a Scene JSON document (file references relative to the session folder)."""
+def scene_doc(session: Session, library: Library | None = None, by_id: bool = False) -> dict:
+    """The composition as a Scene JSON document (file references relative to the session folder). The
+    session's own characters are written as image + mask + name + style, so the document travels; with
+    ``by_id`` they are named by their id in the session library instead (how the generator gets to read
+    their CCE tokens)."""
     comp = session.comp
     library = library or session_library(session)
     characters = []
     for cid in comp.picks:
         c = library.get(cid)
-        if c.folder.parent == session.folder / "characters":
+        if c.folder.parent == session.folder / "characters" and not by_id:
             rel = c.folder.relative_to(session.folder).as_posix()
             characters.append({"name": c.name, "image": f"{rel}/reference.png", "mask": f"{rel}/mask.png",
                                "style": c.style})
@@ -310,12 +326,13 @@ def scene_doc(session: Session, library: Library | None = None) -> dict:
     return doc
 
 
-def build_scene(session: Session) -> Scene:
-    """Validate the composition exactly as the CLI validates a scene file. Raises SceneError."""
+def build_scene(session: Session, by_id: bool = False) -> Scene:
+    """Validate the composition exactly as the CLI validates a scene file. Raises SceneError. ``by_id``:
+    the scene the generator gets (see ``scene_doc``), to be rendered with ``session_library(session)``."""
     library = session_library(session)
     if not session.comp.picks:
         raise SceneError(["characters: none picked; pick one to five characters from the library"])
-    return Scene.from_dict(scene_doc(session, library), session.folder, library)
+    return Scene.from_dict(scene_doc(session, library, by_id), session.folder, library)
 
 
 def referenced_files(doc: dict) -> list[str]:
@@ -396,9 +413,6 @@ def import_scene(session: Session, path: str | Path) -> list[str]:
         raise ValueError(f"scene: {path.name} is not valid JSON ({e})") from None
     library = session_library(session)
     scene = Scene.from_dict(doc, scene_path.parent, library)      # raises SceneError with every problem
-    if "text" in scene.motion:
-        raise ValueError("motion: this scene is driven by text, and text-to-motion is not in this build yet; "
-                         "open a scene with a template or keypoints motion")
     notes: list[str] = []
     comp = Composition()
     for i, c in enumerate(scene.characters):
@@ -419,6 +433,8 @@ def import_scene(session: Session, path: str | Path) -> list[str]:
         notes.append(f"{c['name']} was added to your characters.")
     if "template" in scene.motion:
         comp.motion = {"template": scene.motion["template"]}
+    elif "text" in scene.motion:
+        comp.motion = {"text": scene.motion["text"]}         # its keypoints are made when the scene is shown
     else:
         src = scene.path(scene.motion["keypoints"])
         dst = session.new_path("motions", ".json", slug(src.stem))

@@ -17,6 +17,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
+from pipelines.pose.openpose import save_motion
 from pipelines.scene import MAX_CHARACTERS, SceneError
 from pipelines.world.shows import SHOWS, VARIANTS, background
 
@@ -25,12 +26,12 @@ from .components import Card, Chip, ShowGroup, chips_html, library_html
 from .services import GenerationCancelled, Services, check_upload
 from .session import MAX_FRAMES, MAX_UPLOAD_MB, Clip, SegObject, SegWork, Session, new_session
 
-SCENE_KEYS = ("library", "chips", "motion_source", "template", "json_upload", "video_upload", "motion_note",
-              "background", "prompt", "frames", "steps", "guidance", "seed", "scheduler", "preview",
+SCENE_KEYS = ("library", "chips", "motion_source", "template", "json_upload", "video_upload", "text_motion",
+              "text_go", "motion_note", "background", "prompt", "frames", "steps", "guidance", "seed", "scheduler", "preview",
               "scene_json", "scene_status", "generate_btn", "save_scene")
 RESULT_KEYS = ("video", "sheet", "overlay", "dl_mp4", "dl_gif", "dl_scene", "result_info", "history")
 SEG_KEYS = ("canvas", "seg_status")
-SOURCES = ("Template", "OpenPose JSON", "Driving video")
+SOURCES = ("Template", "OpenPose JSON", "Driving video", "Text")
 STYLE_FILTERS = ("All", "Cartoon", "Live-action")
 PLAIN_BG = "color:#7f7f7f"
 SEG_COLOR = np.array([124, 58, 237], np.float32)        # the canvas highlight (not an identity colour)
@@ -99,11 +100,13 @@ class Handlers:
         chars = [lib.get(c) for c in comp.picks]
         chips = [Chip(k, c.name, c.style, self.s.characters.avatar(c), t)
                  for k, (c, t) in enumerate(zip(chars, comp.assignment))]
-        source = session.source or (SOURCES[0] if "template" in comp.motion else comp.motion.get("source", SOURCES[1]))
+        source = session.source or (SOURCES[0] if "template" in comp.motion else SOURCES[3] if "text" in comp.motion
+                                    else comp.motion.get("source", SOURCES[1]))
         try:
             scene = compose.build_scene(session)
             status, ready = (f"**Ready** · {len(chars)} character{'s' * (len(chars) > 1)} · {info.label} · "
-                             f"{scene.frames} frames at {scene.width}×{scene.height} · seed {scene.seed}"), True
+                             f"{scene.frames} frames at {scene.width}×{scene.height} · {scene.sampler['steps']} steps · "
+                             f"seed {scene.seed}"), True
         except SceneError as e:
             status, ready = "**Not ready yet** — " + "; ".join(e.problems), False
         notes = f"**{html.escape(info.label)}** · {info.tracks} track{'s' * (info.tracks > 1)} · " \
@@ -112,6 +115,11 @@ class Handlers:
             kind, why = self.s.motion.status()
             notes += "\n\n" + ("Upload a video with the people whose moves you want; up to 5 are followed."
                                 if kind != "templates" else "⚠ " + html.escape(why))
+        if source == SOURCES[3]:
+            kind, why = self.s.generate.text_motion()
+            notes += "\n\n" + ("Describe what they do (or leave it empty: the prompt says it), then press "
+                                "**Make the motion**; the preview shows the motion model's keypoints for this seed."
+                                if kind == "ready" else "⚠ " + html.escape(why))
         doc = compose.scene_doc(session, lib)
         return (
             self.library_view(session),
@@ -120,6 +128,8 @@ class Handlers:
             gr.update(value=comp.motion.get("template"), visible=source == SOURCES[0]),
             gr.update(visible=source == SOURCES[1]),
             gr.update(visible=source == SOURCES[2]),
+            gr.update(value=comp.motion.get("text", ""), visible=source == SOURCES[3]),
+            gr.update(visible=source == SOURCES[3]),
             notes,
             gr.update(value=self._background_value(comp), choices=self.background_choices(comp)),
             comp.prompt,
@@ -185,11 +195,42 @@ class Handlers:
         return out
 
     def _changed(self, session: Session, notes: list[str] | None = None) -> tuple:
-        for n in notes or []:
-            gr.Info(n)
+        notes = list(notes or [])
         compose.refresh_prompt(session)
+        if "text" in session.comp.motion:
+            notes += self._text_keypoints(session)
+        for n in notes:
+            gr.Info(n)
         session.touch()
         return (session, *self.scene_view(session))
+
+    def _text_keypoints(self, session: Session) -> list[str]:
+        """Keep a text motion's keypoints (what the preview shows and the tracks come from) in step with the
+        cast, the assignment, the prompt, the frames and the seed. Without a motion model the scene falls
+        back to a template, and says so."""
+        comp = session.comp
+        if not comp.picks:
+            return []
+        key = json.dumps([comp.motion.get("text"), comp.prompt, comp.picks, comp.assignment, comp.frames, comp.seed,
+                          comp.width, comp.height], sort_keys=True)
+        if comp.motion.get("key") == key and "preview" in comp.motion:
+            return []
+        state, why = self.s.generate.text_motion()
+        if state != "ready":
+            text = comp.motion.get("text") or comp.prompt
+            name = compose.template_for(len(comp.picks), None)
+            compose.set_motion(session, {"template": name})
+            session.source = None
+            compose.refresh_prompt(session)
+            return [f"This scene's motion is text (“{text}”), and {why[0].lower() + why[1:]} Showing {name} instead."]
+        scene = compose.build_scene(session, by_id=True)
+        kp, notes = self.s.generate.text_keypoints(scene, compose.session_library(session))
+        path = session.new_path("motions", ".json", "text")
+        save_motion(path, kp, scene.width, scene.height, fps=scene.fps, name="text")
+        words = comp.motion.get("text") or "from the prompt"
+        comp.motion.update(preview=path.relative_to(session.folder).as_posix(), key=key,
+                           label=f"text: {words[:40]}")
+        return notes
 
     # ---- page load -------------------------------------------------------------------------------------
     @user_errors
@@ -203,7 +244,8 @@ class Handlers:
         return self._changed(session)
 
     def engines_html(self) -> str:
-        labels = {"segmenter": "Segmenter", "poses": "Poses", "model": "Model", "overlay": "IC overlay"}
+        labels = {"segmenter": "Segmenter", "poses": "Poses", "model": "Model", "text": "Text motion", "cce": "CCE",
+                  "overlay": "IC overlay"}
         pills = []
         for key, (state, text) in self.s.engines().items():
             kind = "ok" if state in ("sam2", "ready", "openpose", "dwpose") else "fallback" \
@@ -278,6 +320,26 @@ class Handlers:
             raise ValueError("motion: pick a template from the list")
         compose.set_motion(session, {"template": name})
         session.source = SOURCES[0]
+        return self._changed(session)
+
+    @user_errors
+    def make_text_motion(self, session: Session, text: str, prompt: str | None = None) -> tuple:
+        """Text mode: the motion model moves the cast as the words (or, when they are empty, the prompt) say."""
+        session = self.session(session)
+        state, why = self.s.generate.text_motion()
+        if state != "ready":
+            raise ValueError(why)
+        text = (text or "").strip()
+        if len(text) > 300:
+            raise ValueError(f"text: {len(text)} characters; describe the motion in at most 300")
+        if not session.comp.picks:
+            raise ValueError("characters: pick the cast first; the motion model moves the characters you chose")
+        if prompt is not None and prompt != session.comp.prompt:
+            session.comp.prompt, session.comp.prompt_auto = prompt, False
+        n = len(session.comp.picks)
+        session.comp.motion = {"text": text}
+        session.comp.assignment = compose.fit_assignment(session.comp.assignment, n, n)
+        session.source = SOURCES[3]
         return self._changed(session)
 
     @user_errors
@@ -392,11 +454,11 @@ class Handlers:
     @user_errors
     def generate(self, session: Session, progress=gr.Progress(track_tqdm=True)) -> tuple:
         session = self.session(session)
-        scene = compose.build_scene(session)
+        scene = compose.build_scene(session, by_id=True)     # the session's characters with their CCE tokens
         doc = compose.scene_doc(session)
         progress(0, desc="Loading the model")
         try:
-            gen = self.s.generate.generate(scene, session.id)
+            gen = self.s.generate.generate(scene, session.id, compose.session_library(session))
         except GenerationCancelled:
             gr.Info("Generation cancelled.")
             return (session, *[gr.skip()] * len(RESULT_KEYS))
@@ -413,24 +475,44 @@ class Handlers:
         folder.mkdir(parents=True)
         files = self.s.generate.write(gen, folder, f"crossover-{n:03d}")
         scene_file = compose.export_scene(doc, session.folder, folder)
-        overlay = self.s.evaluate.overlay(files["video"], scene_file, folder)
+        overlay = self._overlay(session, gen, folder / f"crossover-{n:03d}-ic.mp4")
         thumb = folder / "thumb.png"
         Image.fromarray(gen.frames[len(gen.frames) // 2]).save(thumb)
         lib = self.s.characters.library(session)
         names = ", ".join(lib.get(c).name for c in session.comp.picks)
         label = f"#{n} · {names} · {compose.motion_info(session.comp, session.folder).label}"
-        clip = Clip(n, folder, files["video"], files["gif"], files["sheet"], overlay, scene_file, thumb, label,
-                    gen.seconds, doc)
+        clip = Clip(n, folder, files["video"], files["gif"], files["sheet"], overlay and overlay.video, scene_file,
+                    thumb, label, gen.seconds, doc, overlay.accuracy if overlay else None)
         session.add_clip(clip)
         for w in gen.warnings:
             gr.Info(w)
         return clip
+
+    def _overlay(self, session: Session, gen, out: Path):
+        """The IC overlay of a fresh clip (None when the evaluation package is missing); a clip is never lost
+        because its overlay failed — the creator is told why instead."""
+        comp = session.comp
+        keypoints = None
+        try:
+            scene = compose.build_scene(session)
+            if "text" in comp.motion:
+                info = compose.motion_info(comp, session.folder)
+                from pipelines.pose.openpose import rescale
+                keypoints = rescale(info.keypoints, (info.width, info.height), (scene.width, scene.height))
+                keypoints = keypoints[: len(gen.frames)]
+            return self.s.evaluate.overlay(gen.frames, scene, gen.fps, out, keypoints)
+        except (ValueError, FileNotFoundError) as e:
+            gr.Warning(f"No IC overlay for this clip: {e}")
+            return None
 
     def result_view(self, session: Session, clip: Clip) -> tuple:
         scene_name = clip.scene_file.name
         info = (f"**Clip #{clip.index}** — {clip.scene_doc['frames']} frames at {clip.scene_doc['width']}×"
                 f"{clip.scene_doc['height']} · {clip.scene_doc['sampler']['steps']} steps · seed {clip.scene_doc['seed']}"
                 f" · made in {clip.seconds:.1f} s")
+        if clip.ic is not None:
+            info += (f" · IC accuracy **{clip.ic:.2f}** (share of track-frames where the probe sees the assigned "
+                     "character; see the IC overlay tab)" if clip.ic == clip.ic else " · IC: no track could be judged")
         return (
             str(clip.video),
             str(clip.sheet) if clip.sheet else None,
@@ -565,13 +647,62 @@ class Handlers:
         c = self.s.characters.add(session, self._seg_image(session), work.current.mask, name, style)
         work.saved.append((work.current.mask, c.name))
         work.objects.append(SegObject())
-        notes = [f"{c.name} is in your characters."]
+        notes = [f"{c.name} is in your characters.", *self._embed(c)]
         if len(session.comp.picks) < MAX_CHARACTERS:
             notes += compose.set_picks(session, [*session.comp.picks, c.id])
         else:
             notes.append(f"The cast is full ({MAX_CHARACTERS}); pick {c.name} from the library after removing someone.")
         out = self._changed(session, notes)
-        return (*out, self.seg_canvas(session), self.seg_status(session), "")
+        return (*out, self.seg_canvas(session), self.seg_status(session), "",
+                gr.update(choices=self.learn_choices(session), value=c.id))
+
+    def _embed(self, c) -> list[str]:
+        """A new character's CCE tokens from its image, at once (when CCE and the generator are here)."""
+        state, why = self.s.cce.status()
+        if state != "ready":
+            return []
+        try:
+            _, seconds = self.s.cce.embed(c)
+        except ValueError as e:
+            return [f"{c.name} has no CCE tokens ({e}); the generator reads it from its image."]
+        return [f"{c.name} got its CCE tokens from its image in {seconds:.1f} s; “Learn” refines them."]
+
+    def learn_choices(self, session: Session | None) -> list[tuple[str, str]]:
+        if not isinstance(session, Session):
+            return []
+        return [(c.name, c.id) for c in self.s.characters.library(session) if compose.is_user_character(session, c.id)]
+
+    def learn_picker(self, session: Session | None, current: str | None = None):
+        """The picker's choices, fresh (characters come from cutting out and from opened scenes)."""
+        choices = self.learn_choices(session)
+        ids = [cid for _, cid in choices]
+        return gr.update(choices=choices, value=current if current in ids else (ids[-1] if ids else None))
+
+    @user_errors
+    def learn(self, session: Session, cid: str | None, progress=gr.Progress()) -> str:
+        """The optional CCE fit of one of the session's characters, with its real progress; Stop ends it and
+        the character keeps its earlier tokens."""
+        session = self.session(session)
+        state, why = self.s.cce.status()
+        if state != "ready":
+            raise ValueError(why)
+        if not cid or not compose.is_user_character(session, cid):
+            raise ValueError("character: pick one of your characters (cut one out above first)")
+        c = self.s.characters.library(session).get(cid)
+        progress(0, desc=f"Learning {c.name}: loading the generator")
+        try:
+            record = self.s.cce.learn(c, session.id, progress=lambda f, msg: progress(f, desc=msg))
+        except GenerationCancelled:
+            gr.Info(f"Stopped; {c.name} keeps the tokens it had.")
+            return f"Learning {html.escape(c.name)} was stopped; it keeps the tokens it had."
+        first, last = record.get("diffusion_first"), record.get("diffusion_last")
+        loss = f" · diffusion loss {first:.3f} → {last:.3f}" if first is not None and last is not None else ""
+        return (f"**{html.escape(c.name)}** learned: {record['steps']} steps in {record['seconds']:.0f} s{loss}. "
+                "The next generation uses its new tokens.")
+
+    @user_errors
+    def stop_learning(self, session: Session) -> None:
+        self.s.cce.cancel(self.session(session).id)
 
     def seg_canvas(self, session: Session):
         """The uploaded image with the current mask highlighted, earlier characters outlined, and the clicks."""

@@ -70,9 +70,17 @@ def build_studio(services: Services | None = None, warm_up: bool = False) -> gr.
                         c["seg_add"] = gr.Button("Add to library", variant="primary", elem_id="xo-seg-add")
                         gr.Markdown(
                             f"Images up to {MAX_UPLOAD_MB} MB and {MAX_IMAGE_PIXELS / 1e6:g} megapixels. Several "
-                            "characters can come from one image: after adding one, click on the next.\n\n"
-                            "*Identity embedding:* the generator reads each character from its cut-out image. Learned "
-                            "CCE tokens (and a “learn” fit) are not part of this build yet.", elem_classes="xo-note")
+                            "characters can come from one image: after adding one, click on the next. Each new "
+                            "character gets its CCE tokens from its image at once.", elem_classes="xo-note")
+                        with gr.Accordion("Learn a character (optional)", open=False, elem_id="xo-learn"):
+                            gr.Markdown("A short fit of the character's CCE tokens through the generator, so it "
+                                        "keeps its look better (about a minute here).", elem_classes="xo-note")
+                            with gr.Row(equal_height=True):
+                                c["learn_pick"] = gr.Dropdown([], label="Your character", scale=3,
+                                                              elem_id="xo-learn-pick")
+                                c["learn_btn"] = gr.Button("Learn", scale=1, elem_id="xo-learn-btn")
+                                c["learn_stop"] = gr.Button("Stop", scale=1, variant="stop", size="sm")
+                            c["learn_status"] = gr.Markdown(elem_id="xo-learn-status")
                     with gr.Tab("Open a scene", id="open"):
                         c["scene_upload"] = gr.File(label="scene.json or scene.zip", file_types=[".json", ".zip"],
                                                     elem_id="xo-scene-upload")
@@ -94,6 +102,10 @@ def build_studio(services: Services | None = None, warm_up: bool = False) -> gr.
                         c["json_upload"] = gr.File(label="OpenPose JSON (keypoints)", file_types=[".json"], visible=False)
                         c["video_upload"] = gr.File(label=f"Driving video (up to {MAX_VIDEO_SECONDS:g} s)",
                                                     file_types=["video"], visible=False)
+                        c["text_motion"] = gr.Textbox(label="What they do", visible=False, max_length=300,
+                                                      placeholder="e.g. [character: Zed] chases [character: Dora]. "
+                                                                  "Empty: the prompt says it", elem_id="xo-text-motion")
+                        c["text_go"] = gr.Button("Make the motion", size="sm", visible=False, elem_id="xo-text-go")
                         c["motion_note"] = gr.Markdown(elem_classes="xo-note")
                         c["background"] = gr.Dropdown(h.background_choices(), label="Set (background)")
                     with gr.Column(scale=4, min_width=220):
@@ -194,6 +206,8 @@ def _wire(demo: gr.Blocks, h: Handlers, state: gr.State, c: dict) -> None:
     c["chips"].remove(h.remove, [state], scene_out, show_progress="hidden", **quiet)
     c["motion_source"].input(h.choose_source, [state, c["motion_source"]], scene_out, show_progress="hidden", **quiet)
     c["template"].input(h.choose_template, [state, c["template"]], scene_out, show_progress="hidden", **quiet)
+    c["text_go"].click(h.make_text_motion, [state, c["text_motion"], c["prompt"]], scene_out,
+                       show_progress_on=[c["preview"]], concurrency_id="generate", **quiet)
     c["json_upload"].upload(h.upload_json, [state, c["json_upload"]], scene_out, show_progress_on=[c["preview"]],
                             **quiet)
     c["video_upload"].upload(h.upload_video, [state, c["video_upload"]], scene_out, show_progress_on=[c["preview"]],
@@ -230,4 +244,9 @@ def _wire(demo: gr.Blocks, h: Handlers, state: gr.State, c: dict) -> None:
     c["undo"].click(h.seg_undo, [state], seg_out, show_progress="hidden", **quiet)
     c["reset"].click(h.seg_reset, [state], seg_out, show_progress="hidden", **quiet)
     c["seg_add"].click(h.seg_add, [state, c["char_name"], c["char_style"]],
-                       [*scene_out, c["canvas"], c["seg_status"], c["char_name"]], **quiet)
+                       [*scene_out, c["canvas"], c["seg_status"], c["char_name"], c["learn_pick"]], **quiet)
+    c["learn_pick"].focus(h.learn_picker, [state, c["learn_pick"]], [c["learn_pick"]], **fast)
+    # the fit uses the generator: it queues with generations (one at a time) and Stop ends it between steps
+    learn = c["learn_btn"].click(h.learn, [state, c["learn_pick"]], [c["learn_status"]], concurrency_id="generate",
+                                 concurrency_limit=GENERATE_CONCURRENCY, show_progress_on=[c["learn_status"]], **quiet)
+    c["learn_stop"].click(h.stop_learning, [state], None, cancels=[learn], **fast)

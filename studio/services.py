@@ -7,6 +7,8 @@ lazily on first use (never at import), serialises access with a lock, and calls 
   (``pipelines.pose.extract``), and the IEG pose preview (``pipelines.pose.ieg.render_ieg``).
 * ``GenerateService`` — ``pipelines.mix.MixPipeline`` on the embedded model; cancellable; on a Hugging Face
   ZeroGPU Space the GPU part runs under ``spaces.GPU``.
+* ``CCEService``      — learned per-character tokens (``pipelines.cce``): a new character's embedding from
+  its image at once, and the optional "learn" fit with progress.
 * ``EvalService``     — the identity-correspondence overlay (``pipelines.eval``).
 
 ``Services`` bundles them and reports which engines are active. Event handlers never import torch; they
@@ -386,9 +388,30 @@ class GenerateService:
     def cancel(self, session_id: str) -> None:
         self._cancel.setdefault(session_id, threading.Event()).set()
 
-    def generate(self, scene: Scene, session_id: str = "api") -> Generation:
-        """Render a validated scene. Progress goes through the pipeline's tqdm bar (the UI tracks it);
-        ``cancel(session_id)`` stops it at the next denoising step with GenerationCancelled."""
+    def text_motion(self) -> tuple[str, str]:
+        """Can this build turn text into motion? (The pipeline carries a text-to-motion model.)"""
+        if self.status()[0] != "ready":
+            return "missing", "Text motion needs the generator, which is not available."
+        if self.pipeline().motion_model is None:
+            return "missing", ("Text motion is not available: no text-to-motion model in assets/models/motion "
+                               "(train one with `python -m pipelines.train motion`, then export it there). "
+                               "Use a template, an OpenPose JSON file or a driving video.")
+        return "ready", "Text motion: the motion model turns the words into keypoints for the cast."
+
+    def text_keypoints(self, scene: Scene, library=None) -> tuple[np.ndarray, list[str]]:
+        """The keypoints a text motion gives for this scene and seed — the same call the pipeline makes
+        (``resolve_scene``), so the pose preview shows what the generation will be driven by."""
+        import torch
+        from pipelines.mix.scene_inputs import resolve_scene
+        pipe = self.pipeline()
+        with self._lock:
+            inp = resolve_scene(scene, library, pipe.motion_model, torch.Generator().manual_seed(int(scene.seed)))
+        return inp.keypoints, list(inp.warnings)
+
+    def generate(self, scene: Scene, session_id: str = "api", library=None) -> Generation:
+        """Render a validated scene (``library``: the session's, so its own characters' CCE tokens are read).
+        Progress goes through the pipeline's tqdm bar (the UI tracks it); ``cancel(session_id)`` stops it
+        at the next denoising step with GenerationCancelled."""
         import torch
         pipe = self.pipeline()
         flag = self._cancel.setdefault(session_id, threading.Event())
@@ -403,7 +426,7 @@ class GenerateService:
             t0 = time.perf_counter()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                out = _run_pipeline(pipe, scene, torch.Generator().manual_seed(int(scene.seed)), on_step_end)
+                out = _run_pipeline(pipe, scene, torch.Generator().manual_seed(int(scene.seed)), on_step_end, library)
             seconds = time.perf_counter() - t0
         # the pipeline's own notes (e.g. a short motion held on its last pose) — not library noise
         notes = list(out.warnings) + [str(w.message) for w in caught if issubclass(w.category, UserWarning)
@@ -422,30 +445,135 @@ class GenerateService:
 
 
 @_gpu
-def _run_pipeline(pipe, scene: Scene, generator, callback):
+def _run_pipeline(pipe, scene: Scene, generator, callback, library=None):
     return pipe(scene, generator=generator, num_inference_steps=int(scene.sampler["steps"]),
                 guidance_scale=float(scene.sampler["guidance_scale"]), scheduler=scene.sampler["scheduler"],
-                callback_on_step_end=callback)
+                callback_on_step_end=callback, library=library)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CCE
+# ---------------------------------------------------------------------------------------------------------
+class CCEService:
+    """A character's learned tokens (``pipelines.cce``), written as ``cce.safetensors`` in its library
+    folder: ``embed`` gives a new character its image-derived embedding at once (through the generator's
+    own image encoder, so the tokens fit that generator); ``learn`` runs the short fit that improves it,
+    reporting progress and stopping when cancelled. Uses the generator's pipeline and lock."""
+
+    LEARN_SECONDS = 60.0
+    LEARN_STEPS = 300
+
+    def __init__(self, generate: GenerateService):
+        self.generate = generate
+        self._cancel: dict[str, threading.Event] = {}
+
+    def status(self) -> tuple[str, str]:
+        if importlib.util.find_spec("pipelines.cce") is None:
+            return "missing", "CCE (pipelines.cce) is not installed in this build; characters are read from their images."
+        state, why = self.generate.status()
+        if state != "ready":
+            return "missing", f"CCE needs the generator: {why}"
+        return "ready", (f"CCE: a new character gets tokens from its image at once; “Learn” fits them "
+                         f"(at most {self.LEARN_SECONDS:g} s).")
+
+    def embed(self, c: LibraryCharacter) -> tuple[Path, float]:
+        """The instant embedding of ``c`` from its reference image and mask → (its cce.safetensors, seconds)."""
+        from pipelines.cce import embed_character
+        image, mask = c.load_reference()
+        pipe = self.generate.pipeline()
+        with self.generate._lock:
+            t0 = time.perf_counter()
+            emb = embed_character(image, mask, name=c.name, style=c.style, pipe=pipe)
+            seconds = time.perf_counter() - t0
+        emb.id, emb.show = c.id, c.show
+        return emb.save(c.cce_path), seconds
+
+    def cancel(self, session_id: str) -> None:
+        self._cancel.setdefault(session_id, threading.Event()).set()
+
+    def learn(self, c: LibraryCharacter, session_id: str, progress: Callable[[float, str], None] | None = None,
+              seconds: float | None = None, steps: int | None = None) -> dict:
+        """Fit ``c``'s identity tokens through the frozen generator (``pipelines.cce.fit_character``),
+        starting from its instant embedding; overwrite its cce.safetensors. Returns the fit's record.
+        ``cancel(session_id)`` stops it at the next step with GenerationCancelled (nothing is written)."""
+        from pipelines.cce import fit_character
+        from pipelines.cce.embedding import CharacterEmbedding
+        from pipelines.library import Library
+        if not c.cce_path.is_file():
+            self.embed(c)
+        emb = CharacterEmbedding.load(c.cce_path)
+        image, mask = c.load_reference()
+        pipe = self.generate.pipeline()
+        flag = self._cancel.setdefault(session_id, threading.Event())
+        flag.clear()
+
+        def report(fraction: float, message: str) -> None:
+            if flag.is_set():
+                raise GenerationCancelled()
+            if progress is not None:
+                progress(fraction, message)
+
+        with self.generate._lock:
+            fitted, record = fit_character(emb, [image], [mask], pipe=pipe, library=Library(),
+                                           seconds=seconds or self.LEARN_SECONDS, steps=steps or self.LEARN_STEPS,
+                                           progress=report)
+        fitted.save(c.cce_path)
+        return {k: v for k, v in record.items() if k != "history"}
 
 
 # ---------------------------------------------------------------------------------------------------------
 # evaluation
 # ---------------------------------------------------------------------------------------------------------
-class EvalService:
-    """The identity-correspondence overlay of a generated clip (which identity each track received)."""
+@dataclass
+class Overlay:
+    video: Path                     # the clip with each track outlined in the colour of the identity it received
+    accuracy: float                 # IC accuracy over the judged track-frames (nan when none could be judged)
+    per_track: list[float]
+    notes: list[str]
 
-    def __init__(self):
+
+class EvalService:
+    """The identity-correspondence overlay of a generated clip (``pipelines.eval``: every track's pixels are
+    described by the identity probe and matched to the references), with its IC accuracy."""
+
+    def __init__(self, descriptor: str = "probe", probes: str | Path | None = None):
+        self.descriptor_name, self.probes_path = descriptor, probes
+        self._descriptor = self._probes = None
         self._lock = threading.Lock()
 
     def status(self) -> tuple[str, str]:
         if importlib.util.find_spec("pipelines.eval") is None:
             return "missing", "IC overlay: the evaluation package (pipelines.eval) is not installed in this build."
-        return "ready", "IC overlay: identity probe on every generated clip."
+        try:
+            self.descriptor()
+        except (FileNotFoundError, ValueError) as e:
+            return "missing", f"IC overlay is not available: {e}"
+        return "ready", f"IC overlay: the {self.descriptor_name} descriptor judges which identity every track received."
 
-    def overlay(self, video: Path, scene_file: Path, out_dir: Path) -> Path | None:
-        if self.status()[0] == "missing":
+    def descriptor(self):
+        if self._descriptor is None:
+            with self._lock:
+                if self._descriptor is None:
+                    from pipelines.eval import Probes, get_descriptor
+                    self._probes = Probes.load(self.probes_path)
+                    self._descriptor = get_descriptor(self.descriptor_name, self._probes)
+        return self._descriptor
+
+    def overlay(self, frames: np.ndarray, scene: Scene, fps: float, out: Path,
+                keypoints: np.ndarray | None = None) -> Overlay | None:
+        """IC of ``frames`` against ``scene`` (its tracks located by ``keypoints`` (F, T, 18, 3) or the scene's
+        motion) → the overlay video at ``out``. None when the evaluation package is not available."""
+        if self.status()[0] != "ready":
             return None
-        raise NotImplementedError   # wired when pipelines.eval lands (see the task notes)
+        from pipelines.eval import evaluate_video
+        from pipelines.eval.ic import overlay_frames
+        descriptor = self.descriptor()
+        with self._lock:
+            report, regions, refs, notes = evaluate_video(frames, scene, descriptor, probes=self._probes,
+                                                          keypoints=keypoints)
+            video = overlay_frames(frames, regions, report, [r.name for r in refs])
+        write_video(out, video, fps)
+        return Overlay(out, float(report.accuracy), [float(v) for v in report.per_track], list(notes))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -454,11 +582,12 @@ class Services:
 
     def __init__(self, *, characters: CharacterService | None = None, segment: SegmentService | None = None,
                  motion: MotionService | None = None, generate: GenerateService | None = None,
-                 evaluate: EvalService | None = None):
+                 cce: CCEService | None = None, evaluate: EvalService | None = None):
         self.characters = characters or CharacterService()
         self.segment = segment or SegmentService()
         self.motion = motion or MotionService()
         self.generate = generate or GenerateService()
+        self.cce = cce or CCEService(self.generate)
         self.evaluate = evaluate or EvalService()
 
     def warm_up(self) -> threading.Thread:
@@ -479,7 +608,8 @@ class Services:
         """{engine: (state, one sentence)} for the engines panel."""
         out = {}
         for name, fn in (("segmenter", self.segment.status), ("poses", self.motion.status),
-                         ("model", self.generate.status), ("overlay", self.evaluate.status)):
+                         ("model", self.generate.status), ("text", self.generate.text_motion),
+                         ("cce", self.cce.status), ("overlay", self.evaluate.status)):
             try:
                 out[name] = fn()
             except ImportError as e:
@@ -487,5 +617,5 @@ class Services:
         return out
 
 
-__all__ = ["Services", "CharacterService", "SegmentService", "MotionService", "GenerateService", "EvalService",
-           "Generation", "GenerationCancelled", "check_upload", "write_video", "data_uri"]
+__all__ = ["Services", "CharacterService", "SegmentService", "MotionService", "GenerateService", "CCEService",
+           "EvalService", "Generation", "Overlay", "GenerationCancelled", "check_upload", "write_video", "data_uri"]

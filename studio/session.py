@@ -126,6 +126,7 @@ class Clip:
     label: str
     seconds: float
     scene_doc: dict
+    ic: float | None = None                               # IC accuracy of the overlay (nan: nothing judged)
 
 
 class Session:

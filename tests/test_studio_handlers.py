@@ -452,3 +452,61 @@ def test_generate_writes_the_clip_its_views_and_its_scene(root, gen_handlers):
         h.cancel(s)
         worker.join(0.2)
     assert all(isinstance(v, type(gr.skip())) for v in result["out"][1:]) and len(s.history) == 2
+
+
+def test_own_character_gets_cce_tokens_at_once_and_learns_with_real_progress(root, gen_handlers, monkeypatch):
+    import threading
+    from pipelines.cce.embedding import CharacterEmbedding
+    from studio.handlers import RESULT_KEYS
+    from pipelines.world import World, sample_character
+    from studio.session import SegWork
+    h = gen_handlers
+    s = view(h.load(None))["session"]
+    img, mask = World(0).portrait(sample_character(np.random.default_rng(5), "cartoon"), 128)
+    path = s.folder / "uploads" / "me.png"
+    Image.fromarray(img).save(path)
+    s.seg, s.seg_image = SegWork(path, "me", 128, 128), img
+    s.seg.current.mask = mask                                  # as a click would have left it
+    cid = h.seg_add(s, "Ada", "cartoon")[-1]["value"]
+    c = compose.session_library(s).get(cid)
+    emb = CharacterEmbedding.load(c.cce_path)                  # written at once, for this generator
+    assert emb.name == "Ada" and emb.usable_with(h.s.generate.pipeline().context_encoder)
+    # the generator gets the session's characters by id (with the session library), so it reads those tokens;
+    # the scene that is shown and downloaded keeps image + mask, so it travels
+    assert {"id": cid} in compose.build_scene(s, by_id=True).characters
+    assert any(ch.get("name") == "Ada" and "image" in ch for ch in compose.scene_doc(s)["characters"])
+
+    monkeypatch.setattr(h.s.cce, "LEARN_STEPS", 3)
+    seen = []
+    msg = h.learn(s, cid, progress=lambda f, desc=None: seen.append(f))
+    assert "3 steps" in msg and seen[0] == 0 and seen[-1] == pytest.approx(1.0) and seen == sorted(seen)
+    learned = CharacterEmbedding.load(c.cce_path)
+    assert not np.allclose(learned.identity.numpy(), emb.identity.numpy())
+    assert learned.provenance["method"] == "instant + fit"
+    h.validate_generate(s, s.comp.prompt, 4, 1, 2.5, 0, "ddim")
+    r = dict(zip(("session",) + RESULT_KEYS, h.generate(s, progress=_quiet_progress)))
+    assert len(imageio.mimread(r["video"])) == 4 and "Ada" in r["history"][0][1]
+
+    # Stop: the fit ends between steps and the character keeps the tokens it had
+    monkeypatch.setattr(h.s.cce, "LEARN_STEPS", 500)
+    before = c.cce_path.read_bytes()
+    out = {}
+    worker = threading.Thread(target=lambda: out.update(msg=h.learn(s, cid, progress=_quiet_progress)))
+    worker.start()
+    while worker.is_alive():
+        h.stop_learning(s)
+        worker.join(0.2)
+    assert "stopped" in out["msg"] and c.cce_path.read_bytes() == before
+    with pytest.raises(gr.Error, match="pick one of your characters"):
+        h.learn(s, "pip", progress=_quiet_progress)
+
+
+def test_text_motion_without_a_motion_model_says_so_and_falls_back(root, h):
+    s = view(h.load(None))["session"]
+    assert h.s.generate.pipeline().motion_model is None          # none is shipped in this build
+    v = view(h.choose_source(s, "Text"))
+    assert v["text_motion"]["visible"] and "no text-to-motion model" in v["motion_note"]
+    with pytest.raises(gr.Error, match="no text-to-motion model"):
+        h.make_text_motion(s, "[character: Pip] chases [character: Dora].")
+    v = view(h.open_example(s, "text-chase"))
+    assert s.comp.motion.get("template") and v["scene_status"].startswith("**Ready**")
