@@ -200,7 +200,7 @@ class Handlers:
         if "text" in session.comp.motion:
             notes += self._text_keypoints(session)
         for n in notes:
-            gr.Info(n)
+            gr.Info(n, duration=6)
         session.touch()
         return (session, *self.scene_view(session))
 
@@ -665,7 +665,8 @@ class Handlers:
             _, seconds = self.s.cce.embed(c)
         except ValueError as e:
             return [f"{c.name} has no CCE tokens ({e}); the generator reads it from its image."]
-        return [f"{c.name} got its CCE tokens from its image in {seconds:.1f} s; “Learn” refines them."]
+        took = f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+        return [f"{c.name} got its CCE tokens from its image in {took}; “Learn” refines them."]
 
     def learn_choices(self, session: Session | None) -> list[tuple[str, str]]:
         if not isinstance(session, Session):

@@ -2,8 +2,10 @@
 and through Debian's Chromium with Playwright (pick, cut out, drag, generate, watch). The browser test
 saves docs/studio.png. Both fail loudly when an engine they need is missing — they never skip."""
 
+import importlib.util
 import json
 import socket
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -105,11 +107,10 @@ def test_browser_pick_cut_out_drag_generate(app_url, unseen_character, tmp_path)
         page.goto(app_url)
         chips = page.locator("#xo-chips")
         expect(chips.locator(".xo-chip")).to_have_count(2, timeout=30_000)      # the starter cast
-        # start from an empty cast, then pick two characters from the library
-        for _ in range(2):
+        # start from an empty cast (each removal answered before the next), then pick two from the library
+        for left in (1, 0):
             chips.locator(".xo-x").first.click()
-            page.wait_for_timeout(300)
-        expect(chips.locator(".xo-chip")).to_have_count(0, timeout=10_000)
+            expect(chips.locator(".xo-chip")).to_have_count(left, timeout=10_000)
         page.locator('#xo-library [data-id="zed"]').click()
         expect(chips.locator(".xo-chip")).to_have_count(1, timeout=10_000)
         page.locator('#xo-library [data-id="marcus"]').click()
@@ -150,21 +151,45 @@ def test_browser_pick_cut_out_drag_generate(app_url, unseen_character, tmp_path)
         after = assignment()
         assert before == "0,1,2" and after == "1,0,2", (before, after)
 
-        # a short clip keeps the test quick: 8 frames, 3 steps
+        # a short clip keeps the test quick: 8 frames, 3 steps (each change confirmed by the status line)
         page.get_by_text("Advanced").click()
-        for elem, value in (("#xo-frames", "8"), ("#xo-steps", "3")):
+        for elem, value, words in (("#xo-frames", "8", "8 frames"), ("#xo-steps", "3", "3 steps")):
             box_input = page.locator(f"{elem} input[type=number]")
             box_input.fill(value)
-            box_input.press("Enter")
+            box_input.blur()
+            expect(page.locator("#xo-scene-status")).to_contain_text(words, timeout=15_000)
+        expect(page.locator("#xo-scene-status")).to_contain_text("8 frames")
         page.locator("#xo-generate").click()
         page.wait_for_function("() => { const v = document.querySelector('#xo-video video'); "
                                "return v && v.duration > 0 && isFinite(v.duration) }", timeout=120_000)
         duration = page.evaluate("() => document.querySelector('#xo-video video').duration")
         assert duration > 0
         expect(page.locator("#xo-result-info")).to_contain_text("8 frames")
-        href = page.locator("#xo-dl-scene").get_attribute("href") or page.locator("#xo-dl-scene a").get_attribute("href")
+        # the clip's own scene (a zip: Ada's image and mask travel with it) has the new identity order
+        with page.expect_download(timeout=15_000) as download:
+            page.locator("#xo-dl-scene").click()
+        saved = tmp_path / "clip-scene.zip"
+        download.value.save_as(saved)
+        assert download.value.suggested_filename == "scene.zip"
+        with zipfile.ZipFile(saved) as z:
+            doc = json.loads(z.read("scene.json"))
+            assert doc["assignment"] == [1, 0, 2] and any(c.get("name") == "Ada" for c in doc["characters"])
+            assert {c["image"] for c in doc["characters"] if "image" in c} <= set(z.namelist())
+        # the IC overlay of the clip (pipelines.eval) plays in its own tab, or the engines say it is missing
+        page.get_by_role("tab", name="IC overlay").click()
+        if importlib.util.find_spec("pipelines.eval") is not None:
+            page.wait_for_function("() => { const v = document.querySelector('#xo-overlay video'); "
+                                   "return v && v.duration > 0 && isFinite(v.duration) }", timeout=30_000)
+            expect(page.locator("#xo-result-info")).to_contain_text("IC accuracy")
+        else:
+            expect(page.locator("#xo-engines")).to_contain_text("IC overlay not available")
+
+        # the screenshot: the library with the picked cast, the clip playing, no toasts in the way
+        page.get_by_role("tab", name="Video").click()
+        page.get_by_role("tab", name="Library").click()
+        page.evaluate("() => document.querySelectorAll('.toast-wrap, .toast-body').forEach(t => t.remove())")
+        page.evaluate("() => window.scrollTo(0, 0)")
         page.wait_for_timeout(1500)                               # let the preview and the clip start playing
         page.screenshot(path=str(ROOT / "docs" / "studio.png"), full_page=True)
         assert not errors, errors
         browser.close()
-    assert href, "the scene download button has no file"

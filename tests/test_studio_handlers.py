@@ -2,6 +2,7 @@
 the pose preview, motion sources, prompt filling, controls, scene.json / scene.zip round trips, upload
 limits and the errors creators see."""
 
+import importlib.util
 import json
 import os
 import time
@@ -437,6 +438,12 @@ def test_generate_writes_the_clip_its_views_and_its_scene(root, gen_handlers):
     scene_file = r["dl_scene"]["value"]
     assert scene_file.endswith("scene.json") and json.loads(open(scene_file).read())["assignment"] == [1, 0]
     assert "Clip #1" in r["result_info"] and "8 frames" in r["result_info"]
+    if importlib.util.find_spec("pipelines.eval") is not None:      # the IC overlay comes with every clip
+        overlay = imageio.mimread(r["overlay"])
+        assert len(overlay) == 8 and overlay[0].shape[0] > 128 and "IC accuracy" in r["result_info"]
+        assert 0.0 <= s.history[-1].ic <= 1.0
+    else:                                                            # …or the panel says it is not there
+        assert r["overlay"] is None and h.s.engines()["overlay"][0] == "missing"
     assert len(r["history"]) == 1 and len(s.history) == 1
     # the same scene and seed give the same clip
     again = dict(zip(("session",) + RESULT_KEYS, h.generate(s, progress=_quiet_progress)))
@@ -510,3 +517,52 @@ def test_text_motion_without_a_motion_model_says_so_and_falls_back(root, h):
         h.make_text_motion(s, "[character: Pip] chases [character: Dora].")
     v = view(h.open_example(s, "text-chase"))
     assert s.comp.motion.get("template") and v["scene_status"].startswith("**Ready**")
+
+
+def test_click_segmentation_include_exclude_undo_reset_and_two_characters_from_one_image(root, h, tmp_path, world):
+    from scipy.ndimage import distance_transform_edt
+    clip = world.clip(0, n_characters=2, motion="wave", size=256, frames=1)
+    img, masks = clip.frames[0], clip.masks[0]                # two characters standing apart
+    path = tmp_path / "two.png"
+    Image.fromarray(img).save(path)
+    s = view(h.load(None))["session"]
+    _, canvas, status = h.seg_upload(s, str(path))
+    assert canvas.shape == img.shape and "Click on the" in status
+
+    def inside(m):
+        y, x = np.unravel_index(np.argmax(distance_transform_edt(m)), m.shape)
+        return [int(x), int(y)]
+
+    def iou(a, b):
+        return (a & b).sum() / max(1, (a | b).sum())
+
+    first = s.seg.current
+    _, canvas, status = h.seg_click(s, "Include (+)", ev(index=inside(masks[0])))
+    assert iou(first.mask, masks[0]) > 0.6 and "1 include / 0 exclude" in status and first.logits.shape == (1, 256, 256)
+    # the mask is shown on the canvas (tinted) and the click is drawn
+    assert np.abs(canvas.astype(int) - img.astype(int))[masks[0]].mean() > 20
+    one_click = first.mask.copy()
+    # an Exclude click on the character's head takes the head out of the cut-out
+    ys, xs = np.nonzero(masks[0])
+    head = masks[0] & (np.arange(256)[:, None] < ys.min() + 0.2 * (ys.max() - ys.min()))
+    hx, hy = inside(head)
+    assert one_click[hy, hx]
+    _, _, status = h.seg_click(s, "Exclude (−)", ev(index=[hx, hy]))
+    assert "1 include / 1 exclude" in status and not first.mask[hy, hx] and first.mask.sum() < one_click.sum()
+    _, _, status = h.seg_undo(s)                               # back to exactly the one-click mask
+    assert np.array_equal(first.mask, one_click) and first.labels == [1]
+    h.seg_reset(s)
+    assert s.seg.current.points == [] and s.seg.current.mask is None
+    with pytest.raises(gr.Error, match="start with an Include click"):
+        h.seg_click(s, "Exclude (−)", ev(index=[5, 5]))
+    h.seg_click(s, "Include (+)", ev(index=inside(masks[0])))
+    a = h.seg_add(s, "Ada", "cartoon")
+    # the second character of the same image, cut out after the first
+    h.seg_click(s, "Include (+)", ev(index=inside(masks[1])))
+    assert iou(s.seg.current.mask, masks[1]) > 0.6
+    h.seg_add(s, "Bo", "live-action")
+    lib = compose.session_library(s)
+    assert [lib.get(c).name for c in s.comp.picks][-2:] == ["Ada", "Bo"] and len(s.seg.saved) == 2
+    assert a[-1]["value"] in [cid for _, cid in h.learn_choices(s)]
+    with pytest.raises(gr.Error, match="outside"):
+        h.seg_click(s, "Include (+)", ev(index=[900, 5]))
