@@ -61,11 +61,22 @@ def _missing(metric: str, what: str, files: list[str]) -> Unavailable:
                        f"copy the file into one of those folders (or set CROSSOVER_METRIC_WEIGHTS)")
 
 
+def _build_and_load(cls, path: Path, state: dict | None = None, *args):
+    """``cls(*args)`` with the checkpoint's tensors: built on the meta device and the weights assigned, so
+    the (large) random initialisation that would be overwritten anyway is never computed."""
+    with torch.device("meta"):
+        m = cls(*args)
+    target = m.net if isinstance(m, InceptionFeatures) else m
+    target.load_state_dict(_load(path) if state is None else state, assign=True)
+    return m.eval()
+
+
 def _load(path: Path) -> dict:
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
-    return {k.removeprefix("module."): v.float() for k, v in obj.items() if torch.is_tensor(v)}
+    return {k.removeprefix("module."): v.float() if v.is_floating_point() else v
+            for k, v in obj.items() if torch.is_tensor(v)}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -178,13 +189,15 @@ class InceptionFeatures(nn.Module):
             self.net.Mixed_7c = E2(2048)
         else:
             self.net = tv.Inception3(num_classes=1000, aux_logits=True, transform_input=False, init_weights=False)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor, size: int = 299) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] → (B, 2048)."""
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-        x = 2 * x - 1 if self.fid else (x - self.mean) / self.std
+        if self.fid:
+            x = 2 * x - 1
+        else:                                                   # ImageNet normalisation
+            x = (x - x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / \
+                x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
         n = self.net
         for name in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1",
                      "Conv2d_4a_3x3", "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b",
@@ -199,10 +212,9 @@ class InceptionFeatures(nn.Module):
         path = path or find_weight(TV_INCEPTION_FILE)
         if path is None:
             raise _missing("FID", "Inception-v3 weights", [FID_FILE, TV_INCEPTION_FILE])
-        m = cls(fid=fid)
-        m.net.load_state_dict(_load(path))
+        m = _build_and_load(cls, path, None, fid)
         m.source = path.name
-        return m.eval()
+        return m
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -267,10 +279,7 @@ class ResNet3D50(nn.Module):
         path = find_weight(RESNET3D_FILE)
         if path is None:
             raise _missing("FID-VID", "3D ResNet-50 Kinetics weights", [RESNET3D_FILE])
-        m = cls()
-        state = {k: v for k, v in _load(path).items() if not k.startswith("fc.")}
-        m.load_state_dict(state)
-        return m.eval()
+        return _build_and_load(cls, path, {k: v for k, v in _load(path).items() if not k.startswith("fc.")})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -355,9 +364,7 @@ class InceptionI3d(nn.Module):
         path = find_weight(I3D_FILE)
         if path is None:
             raise _missing("FVD", "I3D Kinetics-400 weights", [I3D_FILE])
-        m = cls()
-        m.load_state_dict(_load(path))
-        return m.eval()
+        return _build_and_load(cls, path)
 
 
 # ---------------------------------------------------------------------------------------------------
