@@ -71,6 +71,11 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
+def _fail(message: str) -> None:
+    print(f"python -m pipelines.world export: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def export(args) -> int:
     import imageio.v2 as imageio
     from .world import World
@@ -80,16 +85,16 @@ def export(args) -> int:
         motions = [m.strip() for m in args.motions.split(",") if m.strip()]
         bad = [m for m in motions if m not in MOTIONS]
         if bad:
-            sys.exit(f"error: --motions: unknown {bad}; known motions: {', '.join(MOTIONS)}")
+            _fail(f"--motions: unknown {bad}; known motions: {', '.join(MOTIONS)}")
         if all(MOTIONS[m].min_chars > args.characters[1] for m in motions):
-            sys.exit(f"error: --motions {args.motions} need at least 2 characters; raise --characters")
+            _fail(f"--motions {args.motions} need at least 2 characters; raise --characters")
     if not 0 <= args.mix <= 1 or not 0 <= args.named_fraction <= 1:
-        sys.exit("error: --mix and --named-fraction are shares between 0 and 1")
+        _fail("--mix and --named-fraction are shares between 0 and 1")
     out: Path = args.out
     if out.exists() and not out.is_dir():
-        sys.exit(f"error: --out {out} exists and is not a folder")
+        _fail(f"--out {out} exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not args.force:
-        sys.exit(f"error: --out {out} is not empty; pick a new folder or add --force")
+        _fail(f"--out {out} is not empty; pick a new folder or add --force")
     out.mkdir(parents=True, exist_ok=True)
     world = World(args.seed, args.size, args.frames, args.fps, args.named_fraction)
     index = []

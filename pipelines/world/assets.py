@@ -122,10 +122,10 @@ def build_docs(out: Path) -> None:
         tiles.append(np.asarray(tile))
     sheet = np.concatenate([np.concatenate(tiles[:5], 1), np.concatenate(tiles[5:], 1)], 0)
     _save_png(out / "characters.png", sheet)
-    clip = world.clip(3, characters=["pip", "dora", "zed"], motion="swap", show="harbor-lane", size=192, frames=24)
-    imageio.mimwrite(out / "swap3.gif", list(clip.frames), duration=1000 / clip.fps, loop=0)
-    clip2 = world.clip(11, characters=["bramble", "ivy", "luma"], motion="swap", show="meadow-mischief", size=192,
-                       frames=24)
-    both = np.concatenate([clip.frames, clip2.frames], 2)
-    imageio.mimwrite(out / "swap3-two-shows.gif", list(both), duration=1000 / clip.fps, loop=0)
+    # a three-character swap in each style's set, side by side
+    a = world.clip(3, characters=["pip", "dora", "zed"], motion="swap", show="harbor-lane", size=160, frames=20)
+    b = world.clip(11, characters=["bramble", "ivy", "luma"], motion="swap", show="meadow-mischief", size=160,
+                   frames=20)
+    both = np.concatenate([a.frames, np.full_like(a.frames[:, :, :4], 255), b.frames], 2)
+    imageio.mimwrite(out / "swap3.gif", list(both), duration=1000 / a.fps, loop=0)
     print(f"docs pictures written to {out}")

@@ -39,6 +39,10 @@ class Behaviour:
         return np.array([self.gait_hz, self.bounce, self.arm_swing], np.float32)
 
 
+# the spread of each signature component over the world's characters: divide by it to compare signatures
+SIGNATURE_SCALE = np.array([1.4, 0.09, 0.85], np.float32)
+
+
 @dataclass(frozen=True)
 class CharacterSpec:
     id: str
@@ -104,7 +108,7 @@ NAMED: tuple[CharacterSpec, ...] = (
                   skin=(120, 200, 90), hair=(90, 60, 30), top=(140, 60, 170), top2=(250, 210, 60),
                   bottom=(110, 80, 50), shoes=(60, 40, 20), accent=(120, 80, 40),
                   hair_style="none", pattern="checks", bottom_type="pants", sleeves="long", accessory="hat",
-                  behaviour=Behaviour(gait_hz=0.7, bounce=0.012, arm_swing=0.25, idle="sway", stride=0.62)),
+                  behaviour=Behaviour(gait_hz=0.7, bounce=0.01, arm_swing=0.28, idle="sway", stride=0.62)),
     CharacterSpec("clover", "Clover", "cartoon", "meadow-mischief", height=0.85, head=0.16, head_shape="wide",
                   legs=0.33, arms=0.3, shoulders=0.2, hips=0.2, limb=0.055, leg=0.065, torso_w=0.3,
                   skin=(250, 170, 190), hair=(250, 220, 70), top=(250, 230, 80), top2=(230, 60, 110),
@@ -131,7 +135,7 @@ NAMED: tuple[CharacterSpec, ...] = (
                   skin=(200, 150, 115), hair=(45, 30, 25), top=(190, 40, 55), top2=(250, 225, 210),
                   bottom=(190, 40, 55), shoes=(60, 30, 30), accent=(235, 200, 90),
                   hair_style="curly", pattern="dots", bottom_type="dress", sleeves="short", accessory="none",
-                  behaviour=Behaviour(gait_hz=1.15, bounce=0.03, arm_swing=0.45, idle="fidget", stride=0.5)),
+                  behaviour=Behaviour(gait_hz=1.1, bounce=0.02, arm_swing=0.42, idle="fidget", stride=0.5)),
     CharacterSpec("marcus", "Marcus", "live-action", "harbor-lane", height=1.1, head=0.07, head_shape="square",
                   legs=0.48, arms=0.41, shoulders=0.25, hips=0.17, limb=0.05, leg=0.065, torso_w=0.26,
                   skin=(120, 80, 55), hair=(25, 20, 18), top=(70, 110, 170), top2=(200, 215, 235),
@@ -144,7 +148,7 @@ NAMED: tuple[CharacterSpec, ...] = (
                   skin=(225, 180, 150), hair=(110, 70, 40), top=(95, 105, 60), top2=(70, 75, 45),
                   bottom=(120, 95, 65), shoes=(70, 50, 35), accent=(200, 120, 40),
                   hair_style="short", pattern="solid", bottom_type="pants", sleeves="long", accessory="backpack",
-                  behaviour=Behaviour(gait_hz=0.75, bounce=0.06, arm_swing=0.2, idle="tap", stride=0.5)),
+                  behaviour=Behaviour(gait_hz=1.0, bounce=0.065, arm_swing=0.18, idle="tap", stride=0.45)),
     CharacterSpec("ivy", "Ivy", "live-action", "ridgeview-rangers", height=0.96, head=0.074, head_shape="oval",
                   legs=0.49, arms=0.39, shoulders=0.19, hips=0.15, limb=0.04, leg=0.052, torso_w=0.2,
                   skin=(240, 200, 175), hair=(180, 70, 30), top=(50, 140, 90), top2=(230, 235, 220),
@@ -156,7 +160,7 @@ NAMED: tuple[CharacterSpec, ...] = (
                   skin=(170, 115, 80), hair=(30, 25, 20), top=(245, 200, 40), top2=(250, 235, 150),
                   bottom=(50, 70, 120), shoes=(200, 50, 40), accent=(200, 50, 50),
                   hair_style="bun", pattern="solid", bottom_type="shorts", sleeves="long", accessory="scarf",
-                  behaviour=Behaviour(gait_hz=2.1, bounce=0.04, arm_swing=0.65, idle="hop", stride=0.4)),
+                  behaviour=Behaviour(gait_hz=2.1, bounce=0.035, arm_swing=0.6, idle="hop", stride=0.4)),
 )
 NAMED_BY_ID = {c.id: c for c in NAMED}
 

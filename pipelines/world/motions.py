@@ -262,7 +262,8 @@ def _meet(specs, t, lay, rng, kind):
     xs = lay.slots(n, rng)
     T = t[-1] + (t[1] - t[0] if len(t) > 1 else 0.1)
     a, b = 0, 1
-    xa, xb = lay.left + 0.05 * lay.width, lay.right - 0.05 * lay.width
+    reach = 0.4 if n == 2 else 0.26            # with onlookers at the edges, the two start nearer the middle
+    xa, xb = lay.width * (0.5 - reach), lay.width * (0.5 + reach)
     if rng.random() < 0.5:
         xa, xb = xb, xa
     mid = (xa + xb) / 2
@@ -292,7 +293,10 @@ def _meet(specs, t, lay, rng, kind):
         poses[i] = p
     others = [i for i in range(n) if i not in (a, b)]
     if others:
-        ox = np.linspace(lay.left, lay.right, len(others) + 2)[1:-1] + rng.uniform(-0.04, 0.04, len(others)) * lay.width
+        # onlookers stand towards the edges, away from where the two meet
+        edge = [lay.left + 0.02 * lay.width, lay.right - 0.02 * lay.width, lay.left + 0.14 * lay.width,
+                lay.right - 0.14 * lay.width]
+        ox = np.array(edge[:len(others)]) + rng.uniform(-0.02, 0.02, len(others)) * lay.width
         for i, x in zip(others, ox):
             p = _base(specs[i], t, x, lay.depth[i], lay)
             p["facing"][:] = np.sign(mid - x) * 0.3

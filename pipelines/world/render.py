@@ -306,16 +306,19 @@ class Painter:
                      max(1, int(round(0.07 * r))), cv2.LINE_8, SHIFT)
 
     # ---- colour -----------------------------------------------------------------------------------------
-    def colorize(self, labels: np.ndarray, h_px: float) -> tuple[np.ndarray, np.ndarray]:
-        """(RGB float32 (H, W, 3), alpha float32 (H, W)) of a label map."""
+    def colorize(self, labels: np.ndarray, h_px: float, origin: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, np.ndarray]:
+        """(RGB float32 (h, w, 3), alpha float32 (h, w)) of a label map, which may be a crop of the frame
+        whose top-left corner is at ``origin`` = (y, x) (textures and light are anchored to the frame)."""
         mask = (labels > 0).astype(np.float32)
         rgb = self.lut[labels]
         if self.cartoon:
             return rgb, mask
-        bank = texture_bank(self.w, self.h)
+        y0, x0 = origin
+        hh, ww = labels.shape
+        bank = texture_bank(self.w, self.h)[:, y0:y0 + hh, x0:x0 + ww]
         gain = np.take_along_axis(bank, labels[None].astype(np.intp), 0)[0]
         rim = cv2.GaussianBlur(mask, (0, 0), max(0.6, 0.035 * h_px))
-        shade = (0.62 + 0.48 * np.clip(rim * 1.25, 0, 1)) * key_light(self.w, self.h)
+        shade = (0.62 + 0.48 * np.clip(rim * 1.25, 0, 1)) * key_light(self.w, self.h)[y0:y0 + hh, x0:x0 + ww]
         rgb *= (gain * shade)[..., None]
         soft = cv2.GaussianBlur(mask, (0, 0), 0.6)
         return rgb, mask * np.clip(0.35 + soft, 0, 1)

@@ -27,6 +27,29 @@ from .shows import SHOWS, VARIANTS, background, shows_of_style
 
 
 @dataclass
+class Plan:
+    """A clip before rendering: who, where, which motion (poses for every frame), caption."""
+    specs: list[CharacterSpec]
+    poses: list[dict]
+    show: str
+    variant: int
+    size: int
+    motion: str
+    fps: float
+    caption: str
+    info: dict
+    grain_seed: int
+
+    def keypoints(self) -> np.ndarray:
+        """(F, N, 18, 3) keypoints of every frame, all marked visible (no occlusion test without pixels)."""
+        return np.stack([forward_kinematics(s, p)["keypoints"] for s, p in zip(self.specs, self.poses)], 1)
+
+    def positions(self) -> np.ndarray:
+        """(F, N) hip-centre x of every character."""
+        return np.stack([p["x"] for p in self.poses], 1)
+
+
+@dataclass
 class Clip:
     frames: np.ndarray                 # (F, H, W, 3) uint8
     masks: np.ndarray                  # (F, N, H, W) bool, visible pixels of each character
@@ -109,6 +132,16 @@ class World:
     def clip(self, index: int, *, n_characters: int | tuple[int, int] = (1, 5), motion: str | None = None,
              characters: list[CharacterSpec | str] | None = None, show: str | None = None, variant: int | None = None,
              mix: bool = False, size: int | None = None, frames: int | None = None, fps: float | None = None) -> Clip:
+        """Clip number ``index`` of this world (deterministic). See ``plan`` for the arguments."""
+        return self.render_plan(self.plan(index, n_characters=n_characters, motion=motion, characters=characters,
+                                          show=show, variant=variant, mix=mix, size=size, frames=frames, fps=fps))
+
+    def plan(self, index: int, *, n_characters: int | tuple[int, int] = (1, 5), motion: str | None = None,
+             characters: list[CharacterSpec | str] | None = None, show: str | None = None, variant: int | None = None,
+             mix: bool = False, size: int | None = None, frames: int | None = None, fps: float | None = None) -> "Plan":
+        """Everything about clip ``index`` except its pixels: cast, set, motion, poses, caption. Cheap
+        (no rendering), so samplers can look at positions (e.g. for swap pairs) and render only the frames
+        they need with ``render_plan(plan, frames=[…])``."""
         rng = self.rng(index)
         size, frames, fps = size or self.size, frames or self.frames, fps or self.fps
         if characters is not None:
@@ -138,14 +171,20 @@ class World:
         lay = Layout(size, size, depth.astype(np.float32))
         t = (np.arange(frames) / fps).astype(np.float32)
         poses, info = MOTIONS[motion].fn(specs, t, lay, rng)
-        names = [s.name for s in specs]
-        return self.render(specs, poses, show, variant, size, motion=motion, fps=fps,
-                           caption=caption(motion, names, info), info=info, grain_seed=int(rng.integers(1 << 30)))
+        return Plan(list(specs), poses, show, int(variant), size, motion, fps,
+                    caption(motion, [s.name for s in specs], info), info, int(rng.integers(1 << 30)))
+
+    def render_plan(self, plan: "Plan", frames: list[int] | None = None) -> Clip:
+        """Render a plan (all frames, or only ``frames``, in that order)."""
+        poses = plan.poses if frames is None else [{k: v[list(frames)] for k, v in p.items()} for p in plan.poses]
+        return self.render(plan.specs, poses, plan.show, plan.variant, plan.size, motion=plan.motion, fps=plan.fps,
+                           caption=plan.caption, info=plan.info, grain_seed=plan.grain_seed,
+                           frame_ids=None if frames is None else list(frames))
 
     # ---- rendering --------------------------------------------------------------------------------------
     def render(self, specs: list[CharacterSpec], poses: list[dict], show: str, variant: int, size: int, *,
                motion: str = "custom", fps: float = 8.0, caption: str = "", info: dict | None = None,
-               grain_seed: int = 0, bg: np.ndarray | None = None) -> Clip:
+               grain_seed: int = 0, bg: np.ndarray | None = None, frame_ids: list[int] | None = None) -> Clip:
         W = H = size
         bg = background(show, variant, W, H) if bg is None else bg
         bg_live = SHOWS[show].style == "live-action"
@@ -180,15 +219,24 @@ class World:
             cov_live = np.zeros((H, W), np.float32)
             cov_all = np.zeros((H, W), np.float32)
             for k in order:
-                rgb, a = painters[k].colorize(labels[k], float(bodies[k]["h"][f]))
-                img = img * (1 - a[..., None]) + rgb * a[..., None]
-                cov_all = cov_all * (1 - a) + a
-                cov_live = cov_live * (1 - a) + (a if live[k] else 0)
+                x, y, bw, bh = cv2.boundingRect((labels[k] > 0).view(np.uint8))
+                if bw == 0:
+                    continue
+                hk = float(bodies[k]["h"][f])
+                pad = int(0.1 * hk) + 3                        # room for the rim-shading blur
+                x0, y0 = max(0, x - pad), max(0, y - pad)
+                x1, y1 = min(W, x + bw + pad), min(H, y + bh + pad)
+                rgb, a = painters[k].colorize(labels[k, y0:y1, x0:x1], hk, (y0, x0))
+                win = (slice(y0, y1), slice(x0, x1))
+                img[win] = img[win] * (1 - a[..., None]) + rgb * a[..., None]
+                cov_all[win] = cov_all[win] * (1 - a) + a
+                cov_live[win] = cov_live[win] * (1 - a) + (a if live[k] else 0)
             photo = cov_live + (1 - cov_all) * bg_live
             if photo.any():
                 soft_img = cv2.GaussianBlur(img, (0, 0), 0.45)
                 pw = photo[..., None]
-                img = img * (1 - pw) + (soft_img + grains[(grain_seed + f) % len(grains)]) * pw
+                fid = f if frame_ids is None else frame_ids[f]
+                img = img * (1 - pw) + (soft_img + grains[(grain_seed + fid) % len(grains)]) * pw
             frames[f] = np.clip(img + 0.5, 0, 255).astype(np.uint8)
             amodal[f] = labels > 0
             cover = np.zeros((H, W), bool)

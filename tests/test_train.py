@@ -1,0 +1,168 @@
+"""The trainer: stages run, resume exactly, survive SIGKILL, run under accelerate with 2 processes, export a
+pipeline that generates; ablation switches build the right model. Tiny test-size models, a few steps."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipelines.train import checkpoint as ckpt
+from pipelines.train.config import MSM_ORDER, TrainConfig
+from pipelines.train.trainer import build_pipeline, make_objective, train
+
+FAST = dict(model_config="test", size=64, batch_size=2, num_workers=0, log_steps=1, validation_steps=0,
+            characters=(2, 3))
+
+
+def cfg(tmp_path, **kw):
+    return TrainConfig(**{**FAST, "output_dir": str(tmp_path / "run"), **kw})
+
+
+def weights(folder):
+    from safetensors.torch import load_file
+    return load_file(Path(folder) / "model.safetensors")
+
+
+def test_generator_stage_trains_checkpoints_and_exports(tmp_path):
+    c = cfg(tmp_path, stage="generator", mode="end2end", max_steps=4, checkpointing_steps=2, validation_steps=4)
+    summary = train(c)
+    assert summary["step"] == 4 and summary["final"] and np.isfinite(summary["last"]["loss"])
+    assert [p.name for p in ckpt.list_checkpoints(c.output_dir)] == ["step_00000002", "step_00000004"]
+    assert ckpt.read_config(summary["checkpoint"])["mode"] == "end2end"      # the config travels inside
+    assert (Path(c.output_dir) / "validation" / "step_00000004.png").is_file()
+    assert any((Path(c.output_dir) / "logs").rglob("events.out.tfevents*"))
+    from pipelines.mix import MixPipeline
+    from pipelines.train.export import export
+    out = export(c.output_dir, "latest", tmp_path / "exported")
+    pipe = MixPipeline.from_pretrained(out, dtype=torch.float32)
+    assert pipe.mode == "end2end"
+    w = weights(summary["checkpoint"])
+    assert torch.equal(pipe.unet.state_dict()["conv_in.weight"].float(),
+                       w["unet.conv_in.weight"].half().float())                  # exported fp16 copy of the checkpoint
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = train(cfg(tmp_path / "a", stage="generator", max_steps=4, checkpointing_steps=2))
+    first = train(cfg(tmp_path / "b", stage="generator", max_steps=4, checkpointing_steps=2), stop_after=2)
+    assert first["step"] == 2
+    resumed = train(cfg(tmp_path / "b", stage="generator", max_steps=4, checkpointing_steps=2), resume="latest")
+    assert resumed["step"] == 4
+    a, b = weights(straight["checkpoint"]), weights(resumed["checkpoint"])
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
+def test_resume_refuses_changed_settings(tmp_path):
+    train(cfg(tmp_path, stage="generator", max_steps=2, checkpointing_steps=1))
+    with pytest.raises(ValueError, match="different settings"):
+        train(cfg(tmp_path, stage="generator", max_steps=3, learning_rate=1e-3), resume="latest")
+
+
+def test_vae_stage_sets_the_latent_scale(tmp_path):
+    summary = train(cfg(tmp_path, stage="vae", max_steps=2, checkpointing_steps=2))
+    from pipelines.mix import MixPipeline
+    pipe = MixPipeline.from_pretrained(summary["final"], dtype=torch.float32)
+    assert pipe.vae.config.scaling_factor > 0 and "l1" in summary["last"] and "kl" in summary["last"]
+
+
+@pytest.mark.parametrize("variant, mode, has_guider, img", [
+    ("plain", "plain", False, False), ("ieg", "ieg", False, False), ("end2end", "end2end", True, False),
+    ("end2end-m", "end2end-m", True, False), ("full", "end2end", True, True)])
+def test_table2_variants_switch_the_model(tmp_path, variant, mode, has_guider, img):
+    c = cfg(tmp_path, stage="img", variant=variant, msm_layers=3)
+    pipe = build_pipeline(c)
+    assert pipe.mode == mode and (pipe.reference_guider is not None) == has_guider
+    obj = make_objective(c, pipe)
+    assert c.use_img == img and (obj.img_weight > 0) == img
+    assert obj.img_layers == tuple(l for l in MSM_ORDER[:3] if l in pipe.denoiser.reference_layers)
+    assert obj.masked == (mode == "end2end-m")
+
+
+def test_img_loss_pushes_identity_consistency_up(tmp_path):
+    """A few steps with λ large on one fixed batch: IC on the captured layers rises (the loss is wired to the
+    right queries and keys)."""
+    from pipelines.train.trainer import _StepData
+    c = cfg(tmp_path, stage="img", variant="full", img_weight=5.0, msm_layers=1, cfg_dropout=0.0)
+    pipe = build_pipeline(c)
+    obj = make_objective(c, pipe)
+    batch, _ = _StepData(c, 0, 1, 0)[0]
+    params = [p for m in (pipe.unet, pipe.reference_net) for p in m.parameters()]
+    opt = torch.optim.Adam(params, lr=3e-3)
+    ics = []
+    for _ in range(12):
+        out = obj(batch)
+        ics.append(float(out["ic"]))
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    assert ics[-1] > ics[0] + 0.1, ics
+
+
+def test_bad_flags_are_explained():
+    r = subprocess.run([sys.executable, "-m", "pipelines.train", "img", "--variant", "magic"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--variant: unknown 'magic'" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "pipelines.train", "dance"], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown stage 'dance'" in r.stderr
+
+
+def _cli(tmp_path, *extra):
+    return [sys.executable, "-m", "pipelines.train", "generator", "--model_config", "test", "--size", "64",
+            "--batch_size", "2", "--num_workers", "0", "--validation_steps", "0", "--log_steps", "1",
+            "--characters", "2-3", "--output_dir", str(tmp_path / "run"), *extra]
+
+
+def test_sigkill_mid_run_loses_at_most_one_checkpoint_interval(tmp_path):
+    import re
+    args = _cli(tmp_path, "--max_steps", "400", "--checkpointing_steps", "3")
+    log = open(tmp_path / "log.txt", "w")
+    proc = subprocess.Popen(args, stdout=log, stderr=log)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            cks = ckpt.list_checkpoints(tmp_path / "run")
+            if cks and int(cks[-1].name.split("_")[1]) >= 6:
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("the trainer wrote no checkpoint in time")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    reached = max(int(m) for m in re.findall(r"step (\d+) ", (tmp_path / "log.txt").read_text()))
+    latest = ckpt.resolve(tmp_path / "run", "latest")
+    saved = int(json.loads((latest / "state.json").read_text())["step"])
+    assert 6 <= saved <= reached and reached - saved < 3          # lost less than one checkpoint interval
+    r = subprocess.run(_cli(tmp_path, "--max_steps", str(saved + 3), "--checkpointing_steps", "3",
+                            "--resume_from_checkpoint", "latest"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    state = json.loads((ckpt.resolve(tmp_path / "run", "latest") / "state.json").read_text())
+    assert state["step"] == saved + 3 and state["resumed_from"].endswith(latest.name)
+
+
+def test_two_processes_under_accelerate_both_train(tmp_path):
+    # accelerate 1.15 starts several CPU processes only through its torchrun launcher (--multi_gpu); with
+    # --cpu it would start one (multi-CPU there needs an MPI hostfile). The trainer asks for the CPU itself.
+    args = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+            "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "pipelines.train", *_cli(tmp_path)[3:],
+            "--max_steps", "2", "--checkpointing_steps", "2"]
+    r = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    state = json.loads((ckpt.resolve(tmp_path / "run", "latest") / "state.json").read_text())
+    assert state["processes"] == 2 and state["samples_per_rank"] == [4, 4]
+    assert state["first_sample_per_rank"] == [0, 2]                        # each rank its own samples
+    from pipelines.mix import MixPipeline
+    pipe = MixPipeline.from_pretrained(tmp_path / "run" / "final", dtype=torch.float32)
+    assert pipe.unet is not None
