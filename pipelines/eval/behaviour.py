@@ -27,11 +27,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..pose.openpose import J
+from ..world.characters import SIGNATURE_SCALE
 from .regions import track_heights
 
-# Typical spread of each component over the named characters: distances are measured in these units so
-# no component dominates (Hz, fraction of height, radians).
-SCALE = np.array([0.45, 0.025, 0.25])
+# The world's spread of each component (Hz, fraction of height, radians): distances are measured in these
+# units so no component dominates — the same units the world and the CCE work compare signatures in.
+SCALE = SIGNATURE_SCALE.astype(np.float64)
 NAMES = ("gait_hz", "bounce", "arm_swing")
 
 

@@ -39,7 +39,7 @@ from . import metrics as M
 from .ic import ICReport, describe_references, ic_accuracy, scene_references
 
 NAME = "ice-mini"
-VERSION = "1.0"
+VERSION = "1.1"              # 1.1: rebuilt after the world changed (meet motion, signatures, crop-local colouring)
 SIZE, FRAMES, FPS = 128, 16, 8.0
 Model = Callable[[Scene], np.ndarray]
 
