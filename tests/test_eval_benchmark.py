@@ -119,3 +119,36 @@ def test_plugin_model(bench, no_metric_weights, tmp_path, monkeypatch):
     doc = B.run_benchmark(model, bench, limit=1, log=lambda *_: None)
     assert doc["scenes"][0]["SSIM"] < 0.5
     assert any("resized" in n for n in doc["scenes"][0]["notes"])
+
+
+def test_generator_folders_run_end_to_end(bench, no_metric_weights, tmp_path):
+    """A saved MixPipeline, a trainer run and a trainer checkpoint of the same weights all benchmark, and give
+    the same clip (same weights, the scene's seed)."""
+    import torch
+    from pipelines.train import checkpoint as ckpt
+    from pipelines.train.config import TrainConfig
+    from pipelines.train.trainer import build_pipeline, trained_modules
+    torch.set_num_threads(1)
+    cfg = TrainConfig(model_config="test", size=64, stage="generator", output_dir=str(tmp_path / "run"))
+    pipe = build_pipeline(cfg)
+    pipe.save_pretrained(tmp_path / "pipe", safe_serialization=True)
+    (tmp_path / "pipe" / "training.json").write_text(json.dumps({"stage": "generator", "config": cfg.to_dict()}))
+    ckpt.save(cfg.output_dir, 3, trained_modules(cfg, pipe), None, {"config": cfg.to_dict()})
+
+    docs = {}
+    for name, path in (("pipeline", tmp_path / "pipe"), ("run", tmp_path / "run"),
+                       ("checkpoint", tmp_path / "run" / "checkpoints" / "step_00000003")):
+        docs[name] = B.benchmark_model(path, limit=1, steps=1, device="cpu", log=lambda *_: None,
+                                       out=tmp_path / f"{name}.json")
+        g = docs[name]["groups"]["all"]
+        assert docs[name]["scenes_run"] == 1 and 0 <= g["IC"] <= 1 and g["SSIM"] < 0.9     # random weights
+        assert docs[name]["timing"]["projected_wall_s_all_scenes"] > 0
+        assert json.loads((tmp_path / f"{name}.json").read_text())["model"] == docs[name]["model"]
+    assert "stage generator" in docs["pipeline"]["model"]
+    assert "checkpoint" in docs["run"]["model"] and "step 3" in docs["checkpoint"]["model"]
+    assert docs["pipeline"]["groups"]["all"]["SSIM"] == pytest.approx(docs["checkpoint"]["groups"]["all"]["SSIM"])
+
+    with pytest.raises(ValueError, match="not a MixPipeline folder.*assets/models/tiny"):
+        B.load_model(str(tmp_path / "run" / "checkpoints"))
+    with pytest.raises(ValueError, match="limit"):
+        B.benchmark_model("gt", limit=0)

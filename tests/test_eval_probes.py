@@ -88,3 +88,14 @@ def test_feature_descriptors_are_offline_only(tmp_path, monkeypatch):
     v = d.describe(np.random.default_rng(0).integers(0, 255, (3, 64, 64, 3), dtype=np.uint8))
     assert v.shape == (3, 32) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
     assert d.trust()["trustworthy"] is False and "probe-accuracy" in d.trust()["note"]
+
+
+def test_probe_accuracy_command_measures_both_probes(capsys):
+    """The shipped probes on fresh held-out clips of the *current* world (not only the number recorded at
+    training time): identity and style, unseen and named characters."""
+    import json
+    from pipelines.eval.__main__ import main
+    assert main(["probe-accuracy", "--clips", "3", "--named-clips", "2"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    for part in ("unseen", "named"):
+        assert res[part]["ic_masks"] >= 0.9 and res[part]["style"] >= 0.9 and res[part]["track_frames"] > 0

@@ -27,6 +27,7 @@ _LAZY = {
     "ic_accuracy": "ic", "ICReport": "ic", "Reference": "ic", "evaluate_video": "ic",
     "estimate_behaviour": "behaviour", "nearest_signature": "behaviour", "behaviour_fidelity": "behaviour",
     "Benchmark": "benchmark", "load_model": "benchmark", "run_benchmark": "benchmark", "format_table": "benchmark",
+    "benchmark_model": "benchmark", "load_pipeline_folder": "benchmark",
 }
 
 __all__ = list(_LAZY)

@@ -259,9 +259,12 @@ def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: in
 
     * ``gt`` — the ground truth (oracle); ``gt-swap`` — the ground truth with identities rotated between
       tracks (a model that keeps motion and appearance but loses identity correspondence);
-    * a folder — ``MixPipeline.from_pretrained(folder)`` (e.g. ``assets/models/tiny``);
+    * a folder — a saved ``MixPipeline`` (``assets/models/tiny``, ``runs/img-full/final``), a trainer run or
+      a trainer checkpoint (see ``load_pipeline_folder``); sampled with each scene's sampler and seed
+      (``steps`` overrides the number of steps);
     * ``py:package.module:function`` — a callable scene → frames, or a factory returning one.
     """
+    spec = str(spec)
     if spec in ("gt", "gt-swap"):
         bench = bench or Benchmark.load()
         table = {str(s.folder.resolve()): s for s in bench.scenes}
@@ -282,21 +285,63 @@ def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: in
     path = Path(spec)
     if not path.exists():
         raise ValueError(f"--model: {spec!r} is neither gt, gt-swap, py:module:function nor an existing folder")
-    try:
-        from ..mix import MixPipeline
-    except ImportError as e:
-        raise ValueError(f"--model {spec}: MixPipeline is not available in this checkout ({e}); "
-                         "run with --model gt to check the benchmark itself") from None
     import torch
     device = device or _default_device()
-    pipe = MixPipeline.from_pretrained(str(path)).to(device)
+    pipe, what = load_pipeline_folder(path, device)
 
     def model(scene: Scene) -> np.ndarray:
+        # the scene's own seed, on the CPU, so a model gives the same clip on any device
         gen = torch.Generator(device="cpu").manual_seed(int(scene.seed))
-        kw = {"num_inference_steps": steps or scene.sampler["steps"]}
-        return _to_frames(pipe(scene=scene, generator=gen, **kw).frames)
+        return _to_frames(pipe(scene=scene, generator=gen, num_inference_steps=steps).frames)
 
-    return model, f"MixPipeline from {path}"
+    return model, what
+
+
+def load_pipeline_folder(path: str | Path, device=None):
+    """A ``MixPipeline`` from any folder the generator and the trainer write → (pipeline, description):
+
+    * a pipeline folder (``model_index.json``): ``assets/models/tiny``, ``runs/img-full/final``, an export;
+    * a trainer run folder (``runs/img-full``): its ``final/`` if the stage finished, else its latest checkpoint;
+    * a trainer checkpoint folder (``runs/img-full/checkpoints/step_00001000``: ``state.json`` +
+      ``model.safetensors``): the stage's pipeline rebuilt from the config stored inside, with the weights.
+    """
+    path = Path(path)
+    try:
+        from ..mix.loading import load_pipeline
+    except ImportError as e:
+        raise ValueError(f"--model {path}: MixPipeline is not available in this checkout ({e}); "
+                         "run with --model gt to check the benchmark itself") from None
+    if (path / "model_index.json").is_file():
+        pipe = load_pipeline(path, device=device)
+        meta = path / "training.json"
+        stage = json.loads(meta.read_text()) if meta.is_file() else {}
+        variant = f", variant {stage['config']['variant']}" if stage.get("stage") == "img" else ""
+        trained = f" (stage {stage['stage']}{variant})" if stage.get("stage") else ""
+        return pipe, f"MixPipeline from {path}{trained}"
+    from ..train import checkpoint as ckpt
+    if (path / "final" / "model_index.json").is_file():
+        return load_pipeline_folder(path / "final", device)
+    if not (path / "state.json").is_file() and ckpt.list_checkpoints(path):
+        return load_pipeline_folder(ckpt.list_checkpoints(path)[-1], device)
+    if not ((path / "state.json").is_file() and (path / "model.safetensors").is_file()):
+        raise ValueError(f"--model {path}: not a MixPipeline folder (no model_index.json), a trainer run (no final/ "
+                         "or checkpoints/) nor a trainer checkpoint (no state.json + model.safetensors); pass e.g. "
+                         "assets/models/tiny, runs/img-full/final or runs/img-full/checkpoints/step_00001000")
+    from ..train.config import TrainConfig
+    from ..train.trainer import build_pipeline, trained_modules
+    cfg = TrainConfig.from_dict(ckpt.read_config(path))
+    if cfg.stage == "vae":
+        raise ValueError(f"--model {path}: a VAE-stage checkpoint is not a generator; benchmark a generator, "
+                         "temporal or img stage")
+    import torch
+    pipe = build_pipeline(cfg)                   # the stage's model, from cfg.init (e.g. runs/temporal/final)
+    state = ckpt.load(path, trained_modules(cfg, pipe))
+    for m in pipe.components.values():
+        if isinstance(m, torch.nn.Module):
+            m.eval()
+    variant = f", variant {cfg.variant}" if cfg.stage == "img" else ""
+    return pipe.to(device) if device is not None else pipe, \
+        f"MixPipeline from checkpoint {path} (stage {cfg.stage}{variant}, step {state.get('step', '?')})"
 
 
 def _default_device():
@@ -362,13 +407,15 @@ def run_benchmark(model: Model, bench: Benchmark | None = None, *, limit: int | 
     status = features.status()
     scenes = bench.scenes[:limit] if limit else bench.scenes
     t0 = time.time()
+    gen_wall = gen_cpu = 0.0
     rows, gens, gts = [], [], []
     for i, bs in enumerate(scenes):
         clip = bs.ground_truth(verify=True)
         scene = bs.scene
-        t1 = time.time()
+        t1, c1 = time.time(), time.process_time()
         out = _to_frames(model(scene))
-        gen_s = time.time() - t1
+        gen_s, gen_c = time.time() - t1, time.process_time() - c1       # CPU s: what waiting for a core does not inflate
+        gen_wall, gen_cpu = gen_wall + gen_s, gen_cpu + gen_c
         out, notes = _fit(out, clip.frames)
         n = min(len(out), len(clip.frames))
         gen, gt, masks = out[:n], clip.frames[:n], clip.masks[:n]
@@ -377,7 +424,8 @@ def run_benchmark(model: Model, bench: Benchmark | None = None, *, limit: int | 
         styles = [c.style for c in clip.characters]                      # style of whoever performs each track
         rep = ic_accuracy(gen, masks, describe_references(descriptor, refs), expected, descriptor,
                           probes=probes, track_styles=styles)
-        row = {"id": bs.id, "tags": bs.tags, "generate_s": round(gen_s, 3), "notes": notes,
+        row = {"id": bs.id, "tags": bs.tags, "generate_s": round(gen_s, 3), "generate_cpu_s": round(gen_c, 3),
+               "notes": notes,
                "SSIM": M.ssim(gen, gt), "PSNR": M.psnr(gen, gt), "L1": M.l1(gen, gt),
                "LPIPS": features.lpips(gen, gt) if status["LPIPS"] is None else None,
                "ic": _tally(rep), "ID-sim": rep.identity_similarity, "per_track_ic": [None if np.isnan(v) else float(v)
@@ -396,6 +444,44 @@ def run_benchmark(model: Model, bench: Benchmark | None = None, *, limit: int | 
            "trust": {"identity": descriptor.trust(), "style": probes.trust("style")},
            "unavailable": {k: v for k, v in status.items() if v is not None},
            "groups": groups, "scenes": rows, "seconds": round(time.time() - t0, 1)}
+    wall = time.time() - t0
+    doc["timing"] = {"wall_s": round(wall, 1), "generate_wall_s": round(gen_wall, 1),
+                     "generate_cpu_s": round(gen_cpu, 1), "evaluate_wall_s": round(wall - gen_wall, 1),
+                     "torch_threads": _threads(),
+                     # linear in the number of scenes (they all have 16 frames at 128²)
+                     "projected_wall_s_all_scenes": round(wall / len(rows) * len(bench.scenes), 1)}
+    return doc
+
+
+def _threads() -> int:
+    import torch
+    return torch.get_num_threads()
+
+
+def benchmark_model(model: "str | Path | Model", *, limit: int | None = None, steps: int | None = None,
+                    device=None, descriptor: str = "probe", benchmark: str | Path | None = None,
+                    probes: str | Path | None = None, out: str | Path | None = None, log=print) -> dict:
+    """Benchmark one model on ICE-mini and return the results document (what ``benchmark --out`` writes).
+
+    ``model``: a folder (``assets/models/tiny``, ``runs/img-full/final``, a trainer run or checkpoint), ``gt``,
+    ``gt-swap``, ``py:module:function``, or a callable scene → frames. ``out``: also write the JSON there.
+    ``format_table(doc)`` gives the printed table. The probes and the benchmark load once per call."""
+    from .descriptors import get_descriptor
+    from .probes import Probes
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit: {limit} — give a positive number of scenes (or None for all)")
+    bench = Benchmark.load(benchmark)
+    loaded = Probes.load(probes)
+    if callable(model):
+        fn, name = model, getattr(model, "__name__", "callable")
+    else:
+        fn, name = load_model(model, bench, device, steps)
+    doc = run_benchmark(fn, bench, limit=limit, descriptor=get_descriptor(descriptor, loaded), probes=loaded,
+                        model_name=name, log=log)
+    if out:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(doc, indent=1, default=float) + "\n")
     return doc
 
 
@@ -473,5 +559,11 @@ def format_table(doc: dict) -> str:
     for probe, t in doc["trust"].items():
         acc = "not measured" if t["accuracy"] is None else f"{t['accuracy']:.4f}"
         lines.append(f"{probe} probe: held-out accuracy {acc}" + (f" — {t['note']}" if t["note"] else " (trustworthy)"))
-    lines.append(f"{doc['seconds']:.0f} s")
+    t = doc.get("timing")
+    if t:
+        lines.append(f"{t['wall_s']:.0f} s ({t['generate_wall_s']:.0f} s generating, {t['generate_cpu_s']:.0f} CPU-s; "
+                     f"{t['evaluate_wall_s']:.0f} s evaluating; {t['torch_threads']} torch threads); all "
+                     f"{doc['scenes_total']} scenes ≈ {t['projected_wall_s_all_scenes']:.0f} s at this rate")
+    else:
+        lines.append(f"{doc['seconds']:.0f} s")
     return "\n".join(lines)
