@@ -332,7 +332,21 @@ def build_scene(session: Session, by_id: bool = False) -> Scene:
     library = session_library(session)
     if not session.comp.picks:
         raise SceneError(["characters: none picked; pick one to five characters from the library"])
-    return Scene.from_dict(scene_doc(session, library, by_id), session.folder, library)
+    scene = Scene.from_dict(scene_doc(session, library, by_id), session.folder, library)
+    check_prompt(session.comp.prompt, library)
+    return scene
+
+
+def check_prompt(prompt: str, library: Library) -> None:
+    """The CCE prompt parses (``pipelines.cce.parse_prompt``): tags well formed, every ``[character: Name]``
+    known to the library (the session's own characters included). Raises SceneError saying what to fix."""
+    if not prompt.strip():
+        return
+    from pipelines.cce import PromptError, parse_prompt
+    try:
+        parse_prompt(prompt, library=library)
+    except PromptError as e:
+        raise SceneError([str(e)]) from None
 
 
 def referenced_files(doc: dict) -> list[str]:

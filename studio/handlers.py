@@ -102,13 +102,7 @@ class Handlers:
                  for k, (c, t) in enumerate(zip(chars, comp.assignment))]
         source = session.source or (SOURCES[0] if "template" in comp.motion else SOURCES[3] if "text" in comp.motion
                                     else comp.motion.get("source", SOURCES[1]))
-        try:
-            scene = compose.build_scene(session)
-            status, ready = (f"**Ready** · {len(chars)} character{'s' * (len(chars) > 1)} · {info.label} · "
-                             f"{scene.frames} frames at {scene.width}×{scene.height} · {scene.sampler['steps']} steps · "
-                             f"seed {scene.seed}"), True
-        except SceneError as e:
-            status, ready = "**Not ready yet** — " + "; ".join(e.problems), False
+        status, ready = self.status_line(session, len(chars), info.label)
         notes = f"**{html.escape(info.label)}** · {info.tracks} track{'s' * (info.tracks > 1)} · " \
                 f"{info.keypoints.shape[0]} frames" + (f" · {html.escape(info.description)}" if info.description else "")
         if source == SOURCES[2]:
@@ -140,6 +134,17 @@ class Handlers:
             gr.update(interactive=ready),
             self._saved_scene(session, doc, ready),
         )
+
+    @staticmethod
+    def status_line(session: Session, n_chars: int, motion_label: str) -> tuple[str, bool]:
+        """The line above Generate: ready (and what will be made) or what to fix; and whether it is ready."""
+        try:
+            scene = compose.build_scene(session)
+        except SceneError as e:
+            return "**Not ready yet** — " + "; ".join(html.escape(p, quote=False) for p in e.problems), False
+        return (f"**Ready** · {n_chars} character{'s' * (n_chars > 1)} · {html.escape(motion_label)} · "
+                f"{scene.frames} frames at {scene.width}×{scene.height} · {scene.sampler['steps']} steps · "
+                f"seed {scene.seed}"), True
 
     @staticmethod
     def _saved_scene(session: Session, doc: dict, ready: bool):
@@ -386,7 +391,9 @@ class Handlers:
         session = self.session(session)
         session.comp.prompt = text or ""
         session.comp.prompt_auto = session.comp.prompt == compose.auto_prompt(session)
-        return session, json.dumps(compose.scene_doc(session), indent=2)
+        status, ready = self.status_line(session, len(session.comp.picks),
+                                         compose.motion_info(session.comp, session.folder).label)
+        return session, json.dumps(compose.scene_doc(session), indent=2), status, gr.update(interactive=ready)
 
     @user_errors
     def refill_prompt(self, session: Session) -> tuple:

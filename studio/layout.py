@@ -213,7 +213,8 @@ def _wire(demo: gr.Blocks, h: Handlers, state: gr.State, c: dict) -> None:
     c["video_upload"].upload(h.upload_video, [state, c["video_upload"]], scene_out, show_progress_on=[c["preview"]],
                              concurrency_id="pose", concurrency_limit=1, **quiet)
     c["background"].input(h.choose_background, [state, c["background"]], scene_out, show_progress="hidden", **quiet)
-    c["prompt"].input(h.edit_prompt, [state, c["prompt"]], [state, c["scene_json"]], trigger_mode="always_last", **fast)
+    c["prompt"].input(h.edit_prompt, [state, c["prompt"]], [state, c["scene_json"], c["scene_status"], c["generate_btn"]],
+                      trigger_mode="always_last", **fast)
     c["refill"].click(h.refill_prompt, [state], scene_out, show_progress="hidden", **quiet)
     controls = [c["frames"], c["steps"], c["guidance"], c["seed"], c["scheduler"]]
     for comp in (c["frames"], c["steps"], c["guidance"]):

@@ -170,6 +170,9 @@ class SegmentService:
 
     def segmenter(self):
         if self._seg is None:
+            if importlib.util.find_spec("pipelines.segment") is None:
+                raise ValueError("segmentation: click segmentation (pipelines.segment) is not installed in this "
+                                 "build; open a scene.zip that holds your character's image and mask instead")
             with self._lock:
                 if self._seg is None:
                     from pipelines.segment import Segmenter
@@ -182,7 +185,10 @@ class SegmentService:
         return self._seg
 
     def status(self) -> tuple[str, str]:
-        seg = self.segmenter()
+        try:
+            seg = self.segmenter()
+        except ValueError as e:
+            return "missing", str(e)
         return seg.backend, seg.status
 
     def predict(self, key: str, image: np.ndarray | Callable[[], np.ndarray], points: list[tuple[int, int]],

@@ -211,7 +211,7 @@ def test_driving_video_becomes_the_motion_when_a_detector_is_available(root, h, 
 
 def test_prompt_is_filled_stays_editable_and_refills_on_request(root, h):
     s = view(h.load(None))["session"]
-    _, doc = h.edit_prompt(s, "[character: Pip] juggles for [character: Dora].")
+    _, doc, _, _ = h.edit_prompt(s, "[character: Pip] juggles for [character: Dora].")
     assert json.loads(doc)["prompt"] == "[character: Pip] juggles for [character: Dora]." and not s.comp.prompt_auto
     v = view(h.reorder(s, ev(slot=0, track=1)))                # choices change: the creator's prompt stays
     assert v["prompt"] == "[character: Pip] juggles for [character: Dora]."
@@ -566,3 +566,13 @@ def test_click_segmentation_include_exclude_undo_reset_and_two_characters_from_o
     assert a[-1]["value"] in [cid for _, cid in h.learn_choices(s)]
     with pytest.raises(gr.Error, match="outside"):
         h.seg_click(s, "Include (+)", ev(index=[900, 5]))
+
+
+def test_a_prompt_naming_an_unknown_character_is_reported(root, h):
+    s = view(h.load(None))["session"]
+    s, _, status, button = h.edit_prompt(s, "[character: Pip] waves at [character: Nobody].")
+    assert status.startswith("**Not ready yet**") and "Nobody" in status and button["interactive"] is False
+    with pytest.raises(gr.Error, match="Nobody"):
+        h.validate_generate(s, s.comp.prompt, 16, 20, 2.5, 0, "ddim")
+    v = view(h.refill_prompt(s))
+    assert v["scene_status"].startswith("**Ready**")
