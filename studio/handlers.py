@@ -109,8 +109,10 @@ class Handlers:
             kind, why = self.s.motion.status()
             notes += "\n\n" + ("Upload a video with the people whose moves you want; up to 5 are followed."
                                 if kind != "templates" else "⚠ " + html.escape(why))
+        text_ok = False
         if source == SOURCES[3]:
             kind, why = self.s.generate.text_motion()
+            text_ok = kind == "ready"
             notes += "\n\n" + ("Describe what they do (or leave it empty: the prompt says it), then press "
                                 "**Make the motion**; the preview shows the motion model's keypoints for this seed."
                                 if kind == "ready" else "⚠ " + html.escape(why))
@@ -122,8 +124,8 @@ class Handlers:
             gr.update(value=comp.motion.get("template"), visible=source == SOURCES[0]),
             gr.update(visible=source == SOURCES[1]),
             gr.update(visible=source == SOURCES[2]),
-            gr.update(value=comp.motion.get("text", ""), visible=source == SOURCES[3]),
-            gr.update(visible=source == SOURCES[3]),
+            gr.update(value=comp.motion.get("text", ""), visible=source == SOURCES[3], interactive=text_ok),
+            gr.update(visible=source == SOURCES[3], interactive=text_ok),
             notes,
             gr.update(value=self._background_value(comp), choices=self.background_choices(comp)),
             comp.prompt,
@@ -252,14 +254,15 @@ class Handlers:
         labels = {"segmenter": "Segmenter", "poses": "Poses", "model": "Model", "text": "Text motion", "cce": "CCE",
                   "overlay": "IC overlay"}
         pills = []
-        for key, (state, text) in self.s.engines().items():
+        engines = self.s.engines()
+        for key, (state, text) in engines.items():
             kind = "ok" if state in ("sam2", "ready", "openpose", "dwpose") else "fallback" \
                 if state in ("fallback", "templates") else "off"
             short = {"sam2": "SAM2", "fallback": "offline click segmenter", "templates": "templates & JSON",
                      "openpose": "OpenPose", "dwpose": "DWPose", "ready": "ready", "missing": "not available"}.get(state, state)
             pills.append(f'<span class="xo-pill xo-{kind}" title="{html.escape(text)}"><i></i><b>{labels[key]}</b> '
                          f'{html.escape(short)}</span>')
-        details = "".join(f"<li><b>{labels[k]}:</b> {html.escape(t)}</li>" for k, (_, t) in self.s.engines().items())
+        details = "".join(f"<li><b>{labels[k]}:</b> {html.escape(t)}</li>" for k, (_, t) in engines.items())
         return f'<div class="xo-engines">{"".join(pills)}</div><details class="xo-engine-details">' \
                f'<summary>Engine details</summary><ul>{details}</ul></details>'
 
@@ -707,6 +710,11 @@ class Handlers:
         loss = f" · diffusion loss {first:.3f} → {last:.3f}" if first is not None and last is not None else ""
         return (f"**{html.escape(c.name)}** learned: {record['steps']} steps in {record['seconds']:.0f} s{loss}. "
                 "The next generation uses its new tokens.")
+
+    def learn_ready(self) -> tuple:
+        """Learn is offered only when CCE and the generator are here; otherwise the panel says why."""
+        state, why = self.s.cce.status()
+        return gr.update(interactive=state == "ready"), ("" if state == "ready" else "⚠ " + html.escape(why))
 
     @user_errors
     def stop_learning(self, session: Session) -> None:

@@ -75,11 +75,12 @@ def build_studio(services: Services | None = None, warm_up: bool = False) -> gr.
                         with gr.Accordion("Learn a character (optional)", open=False, elem_id="xo-learn"):
                             gr.Markdown("A short fit of the character's CCE tokens through the generator, so it "
                                         "keeps its look better (about a minute here).", elem_classes="xo-note")
-                            with gr.Row(equal_height=True):
-                                c["learn_pick"] = gr.Dropdown([], label="Your character", scale=3,
-                                                              elem_id="xo-learn-pick")
-                                c["learn_btn"] = gr.Button("Learn", scale=1, elem_id="xo-learn-btn")
-                                c["learn_stop"] = gr.Button("Stop", scale=1, variant="stop", size="sm")
+                            c["learn_pick"] = gr.Dropdown([], label="Your character", elem_id="xo-learn-pick",
+                                                          info="Characters you cut out in this session")
+                            with gr.Row():
+                                c["learn_btn"] = gr.Button("Learn", size="sm", variant="secondary", scale=3,
+                                                           elem_id="xo-learn-btn")
+                                c["learn_stop"] = gr.Button("Stop", size="sm", variant="stop", scale=1)
                             c["learn_status"] = gr.Markdown(elem_id="xo-learn-status")
                     with gr.Tab("Open a scene", id="open"):
                         c["scene_upload"] = gr.File(label="scene.json or scene.zip", file_types=[".json", ".zip"],
@@ -195,6 +196,7 @@ def _wire(demo: gr.Blocks, h: Handlers, state: gr.State, c: dict) -> None:
     demo.load(h.load, [state], scene_out, **quiet)
     demo.load(h.engines_html, None, [c["engines"]], show_progress="hidden", **quiet)
     demo.load(h.seg_status, [state], [c["seg_status"]], **quiet)
+    demo.load(h.learn_ready, None, [c["learn_btn"], c["learn_status"]], show_progress="hidden", **quiet)
 
     # library
     c["search"].input(h.search, [state, c["search"], c["style_filter"]], [c["library"]], **fast)

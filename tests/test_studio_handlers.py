@@ -504,6 +504,7 @@ def test_own_character_gets_cce_tokens_at_once_and_learns_with_real_progress(roo
         h.stop_learning(s)
         worker.join(0.2)
     assert "stopped" in out["msg"] and c.cce_path.read_bytes() == before
+    assert h.learn_ready()[0]["interactive"] is True
     with pytest.raises(gr.Error, match="pick one of your characters"):
         h.learn(s, "pip", progress=_quiet_progress)
 
@@ -513,6 +514,7 @@ def test_text_motion_without_a_motion_model_says_so_and_falls_back(root, h):
     assert h.s.generate.pipeline().motion_model is None          # none is shipped in this build
     v = view(h.choose_source(s, "Text"))
     assert v["text_motion"]["visible"] and "no text-to-motion model" in v["motion_note"]
+    assert v["text_go"]["interactive"] is False                  # the button does not pretend
     with pytest.raises(gr.Error, match="no text-to-motion model"):
         h.make_text_motion(s, "[character: Pip] chases [character: Dora].")
     v = view(h.open_example(s, "text-chase"))
