@@ -43,23 +43,6 @@ def world_frames(size: int, clips_per_show: int, frames: int = 5):
             yield clip.frames[f], clip.masks[f], show, SHOWS[show].style
 
 
-def session(seg, target, n_clicks: int) -> list[float]:
-    from pipelines.segment.protocol import corrective_click, first_click, iou
-    pts, labs, logits, ious = [], [], None, []
-    pred = np.zeros_like(target)
-    for c in range(n_clicks):
-        click = first_click(target) if c == 0 else corrective_click(pred, target)
-        if click is None:
-            ious.append(1.0)
-            continue
-        pts.append(click[:2])
-        labs.append(click[2])
-        masks, _, low = seg.predict(points=pts, labels=labs, mask_input=logits)
-        pred, logits = masks[0], low[:1]
-        ious.append(iou(pred, target))
-    return ious
-
-
 def make_segmenter(engine: str):
     from pipelines.segment import Segmenter
     if engine == "clicknet":
@@ -75,6 +58,7 @@ def make_segmenter(engine: str):
 
 
 def quality(args) -> None:
+    from pipelines.segment.protocol import click_session
     for engine in args.engines:
         seg = make_segmenter(engine)
         print(f"\n### {engine}: mean IoU after 1, 2, 3 clicks\n")
@@ -92,7 +76,7 @@ def quality(args) -> None:
                     if m.sum() < min_area:
                         left[style] += int(m.any())
                         continue
-                    r = session(seg, m, 3)
+                    r = click_session(seg, m, 3)
                     res[style].append(r)
                     per_show.setdefault(show, []).append(r)
             for style in ("cartoon", "live-action", "both"):

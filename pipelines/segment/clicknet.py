@@ -125,8 +125,9 @@ def prompt_maps(points: np.ndarray, labels: np.ndarray, prev: np.ndarray | None,
 
 
 def save_clicknet(net: ClickNet, path: str | Path, extra: dict | None = None) -> None:
+    """Write the weights as float16 safetensors (half the bytes in the repository; inference upcasts)."""
     from safetensors.torch import save_file
-    sd = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    sd = {k: (v.half() if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in net.state_dict().items()}
     meta = {"config": json.dumps(asdict(net.cfg)), **{k: json.dumps(v) for k, v in (extra or {}).items()}}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_file(sd, str(path), metadata=meta)
@@ -140,14 +141,15 @@ def load_clicknet(path: str | Path, device: torch.device | str = "cpu") -> Click
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ClickNet weights not found: {path}")
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata() or {}
     try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
         cfg = json.loads(meta["config"])
         cfg["widths"] = tuple(cfg["widths"])
         net = ClickNet(ClickNetConfig(**cfg))
-        net.load_state_dict(load_file(str(path)), strict=True)
-    except (KeyError, TypeError, RuntimeError, json.JSONDecodeError) as e:
+        sd = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(str(path)).items()}
+        net.load_state_dict(sd, strict=True)
+    except Exception as e:                            # safetensors, JSON, config or state-dict mismatch
         raise ValueError(f"{path} is not a ClickNet checkpoint this code can read ({type(e).__name__}: {e}); "
                          "retrain it with `python -m pipelines.segment.train`") from None
     return net.to(device).eval()

@@ -26,10 +26,11 @@ import torch
 
 from ..paths import models_dir
 from .clicknet import WEIGHTS_NAME, ClickNet, load_clicknet, prompt_maps
+from .inputs import LOW_RES
 
-LOW_RES = 256
 ZOOM_MARGIN = 0.4          # crop = bounding box of the first result grown by 40 % on each side …
 ZOOM_MIN_FRACTION = 0.12   # … but at least 12 % of the image side, so a click on a tiny part still has context
+REFINE_PASSES = 0          # extra zoom-decoder passes fed with their own answer
 
 
 def default_weights() -> Path:
@@ -40,8 +41,9 @@ class OfflineSegmenter:
     name = "clicknet"
 
     def __init__(self, net: ClickNet | None = None, weights: str | Path | None = None,
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None, refine_passes: int = REFINE_PASSES):
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.refine_passes = int(refine_passes)
         self.net = net if net is not None else load_clicknet(weights or default_weights(), self.device)
         self.size = self.net.cfg.size
         self.reset()
@@ -102,9 +104,14 @@ class OfflineSegmenter:
         if crop is not None:
             x0, y0, x1, y1 = crop
             feats = self.net.encoder(self._tensor(self._view(img, crop)))
-            # the global answer (which already took mask_input into account) is the zoom pass's mask prompt
-            z = self._decode(feats, crop, points, labels, full)
-            full[y0:y1, x0:x1] = resample(z, (0, 0, self.size, self.size), None, out_hw=(y1 - y0, x1 - x0))
+            # the global answer (which already took mask_input into account) is the zoom pass's mask prompt;
+            # then the zoomed answer is fed back ``refine_passes`` times (RITM-style iterative inference)
+            prompt = full
+            for _ in range(1 + self.refine_passes):
+                z = self._decode(feats, crop, points, labels, prompt)
+                prompt = full.copy()
+                prompt[y0:y1, x0:x1] = resample(z, (0, 0, self.size, self.size), None, out_hw=(y1 - y0, x1 - x0))
+            full = prompt
             if box is not None:
                 full = _outside_box(full, box)
         return full.astype(np.float32)

@@ -4,7 +4,8 @@ simulated user clicks, and how a mask is scored.
 * first click: the pixel of the target farthest from its border (the standard NoC protocol);
 * corrective click: the pixel farthest from the border of the largest error region — positive when that
   region is a missed part of the target, negative when it is spill;
-* IoU of boolean masks.
+* IoU of boolean masks;
+* a whole session: clicks, each answer's low-resolution logits fed back as the next ``mask_input``.
 """
 
 from __future__ import annotations
@@ -44,3 +45,21 @@ def corrective_click(pred: np.ndarray, target: np.ndarray) -> tuple[int, int, in
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.count_nonzero(a | b)
     return float(np.count_nonzero(a & b) / union) if union else 1.0
+
+
+def click_session(seg, target: np.ndarray, n_clicks: int) -> list[float]:
+    """IoU after each of ``n_clicks`` protocol clicks on ``target`` with a predictor that has its image set
+    (anything with SAM's ``predict(points, labels, mask_input=…)``)."""
+    pts, labs, logits, ious = [], [], None, []
+    pred = np.zeros_like(target)
+    for c in range(n_clicks):
+        click = first_click(target) if c == 0 else corrective_click(pred, target)
+        if click is None:                          # perfect already: later clicks keep it
+            ious.append(1.0)
+            continue
+        pts.append(click[:2])
+        labs.append(click[2])
+        masks, _, low = seg.predict(points=np.array(pts, float), labels=np.array(labs), mask_input=logits)
+        pred, logits = masks[0], low[:1]
+        ious.append(iou(pred, target))
+    return ious

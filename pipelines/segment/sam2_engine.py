@@ -78,7 +78,8 @@ def resolve_checkpoint(model: str) -> tuple[str, str, str]:
         except Exception as e:                      # no network, gated, …: every reason means "not here"
             raise WeightsNotFound(f"SAM2 weights not found: {model} ({fname}) is not in the Hugging Face cache "
                                   f"and could not be downloaded ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
-    looks_like_path = model.endswith((".pt", ".pth")) or os.sep in model or Path(model).exists()
+    looks_like_path = (model.endswith((".pt", ".pth")) or model.startswith(("/", ".", "~"))
+                       or model.count("/") > 1 or Path(model).exists())
     if not looks_like_path:
         raise ValueError(f"model: {model!r} is neither a SAM2 checkpoint id ({', '.join(table)}) nor a "
                          "path to a .pt checkpoint")

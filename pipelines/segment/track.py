@@ -89,7 +89,20 @@ def non_overlapping(logits: np.ndarray) -> np.ndarray:
 
 
 def _resegment(engine, seed: np.ndarray, warped: np.ndarray, k: int) -> np.ndarray:
-    pts, labs = [interior_point(seed)], [1]
+    # positive clicks deep inside the top, middle and bottom thirds of the warped mask (head, body, legs of a
+    # standing character), so a limb that flow lost is still asked for
+    pts, labs = [], []
+    ys = np.flatnonzero(seed.any(1))
+    y0, y1 = ys.min(), ys.max() + 1
+    for a, b in ((0, 1 / 3), (1 / 3, 2 / 3), (2 / 3, 1)):
+        band = seed.copy()
+        band[:int(y0 + a * (y1 - y0))] = False
+        band[int(y0 + b * (y1 - y0)):] = False
+        if np.count_nonzero(band) >= 4:
+            pts.append(interior_point(band))
+            labs.append(1)
+    if not pts:
+        pts, labs = [interior_point(seed)], [1]
     for j in range(len(warped)):
         if j != k and warped[j].any():
             pts.append(interior_point(warped[j]))

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ..world import World
 from .clicknet import ClickNet, ClickNetConfig, prompt_maps, save_clicknet
 from .offline import resample
-from .protocol import corrective_click, first_click, iou
+from .protocol import click_session, corrective_click, first_click
 
 # ---- defaults (every knob, with why) ------------------------------------------------------------------
 DEFAULTS = dict(
@@ -48,6 +48,8 @@ DEFAULTS = dict(
     render_probs=(0.3, 0.15, 0.25, 0.1, 0.2),
     checkpointing_steps=500,
     validation_steps=1000,
+    validation_clips=12,     # held-out clips per frame size (128 and 512) for validation; 0 = no validation
+    bn_batches=40,           # batches for the precise BatchNorm statistics before validation and export
     num_threads=1,           # one thread: on a shared 2-core machine OpenMP barriers stall (4x slower with 2)
 )
 
@@ -228,18 +230,18 @@ def simulate_clicks(net: ClickNet, feats, imgs_t, gts, prevs, clicks, n_rounds, 
 
 
 @torch.no_grad()
-def recalibrate_bn(net: ClickNet, args, cfg: ClickNetConfig, n_batches: int = 40, seed: int = 12345) -> None:
+def recalibrate_bn(net: ClickNet, args, cfg: ClickNetConfig, seed: int = 12345) -> None:
     """Precise BatchNorm statistics: the running averages lag behind weights that still move fast (at
     step 500 they cost half the validation IoU), so recompute them as plain means over fresh batches
     drawn and click-simulated exactly like training batches."""
-    pool = FramePool(seed, 60, args.render_sizes, args.render_probs)
+    pool = FramePool(seed, min(60, args.pool_frames), args.render_sizes, args.render_probs)
     rng = np.random.default_rng(seed)
     bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None                          # cumulative average
     net.train()
-    for _ in range(n_batches):
+    for _ in range(args.bn_batches):
         imgs, gts, prevs, clicks = make_batch(pool, rng, args, cfg)
         imgs_t = to_tensor_images(imgs)
         n_rounds = int(rng.integers(0, args.max_sim_clicks + 1))
@@ -265,31 +267,10 @@ def log_validation(net: ClickNet, n_clips: int = 12) -> dict:
         for i in range(n_clips):
             clip = world.clip(i, n_characters=(2, 5), size=size, frames=4)
             seg.set_image(clip.frames[2])
-            for k in range(clip.n_characters):
-                m = clip.masks[2, k]
-                if m.sum() == 0:
-                    continue
-                res.append(click_session(seg, m, 3))
+            res += [click_session(seg, m, 3) for m in clip.masks[2] if m.any()]
         out[size] = np.mean(res, 0).round(4).tolist()
     net.train()
     return out
-
-
-def click_session(seg, target: np.ndarray, n_clicks: int) -> list[float]:
-    """IoU after each of ``n_clicks`` protocol clicks (the previous logits fed back every time)."""
-    pts, labs, logits, ious = [], [], None, []
-    pred = np.zeros_like(target)
-    for c in range(n_clicks):
-        click = first_click(target) if c == 0 else corrective_click(pred, target)
-        if click is None:
-            ious.append(1.0)
-            continue
-        pts.append(click[:2])
-        labs.append(click[2])
-        masks, _, lr = seg.predict(np.array(pts, float), np.array(labs), mask_input=logits)
-        pred, logits = masks[0], lr[:1]
-        ious.append(iou(pred, target))
-    return ious
 
 
 def main(args) -> None:
@@ -347,9 +328,9 @@ def main(args) -> None:
             print(f"step {step} loss {ema:.4f} lr {get_lr(step, args):.2e} {(time.time() - t0) / 50:.2f}s/step",
                   flush=True)
             t0 = time.time()
-        if step % args.validation_steps == 0 or step == args.max_steps:
+        if args.validation_clips > 0 and (step % args.validation_steps == 0 or step == args.max_steps):
             recalibrate_bn(net, args, cfg)
-            validation = log_validation(net)
+            validation = log_validation(net, args.validation_clips)
             net.train()
             print(f"step {step} validation mIoU@1..3: {json.dumps(validation)}", flush=True)
         if step % args.checkpointing_steps == 0 or step == args.max_steps:
