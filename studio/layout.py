@@ -120,11 +120,12 @@ def build_studio(services: Services | None = None, warm_up: bool = False) -> gr.
                     with gr.Row():
                         c["frames"] = gr.Slider(1, MAX_FRAMES, step=1, value=16, label="Frames", elem_id="xo-frames")
                         c["steps"] = gr.Slider(1, 50, step=1, value=20, label="Denoising steps", elem_id="xo-steps")
-                    with gr.Row(equal_height=True):
+                    with gr.Row(equal_height=False):
                         c["guidance"] = gr.Slider(1.0, 10.0, step=0.5, value=2.5, label="Guidance scale")
                         c["scheduler"] = gr.Dropdown(list(SCHEDULERS), value="ddim", label="Sampler")
-                        c["seed"] = gr.Number(value=0, label="Seed", precision=0, minimum=0)
-                        c["dice"] = gr.Button("Random seed", size="sm", min_width=90, scale=0)
+                        with gr.Column(min_width=150, scale=1):
+                            c["seed"] = gr.Number(value=0, label="Seed", precision=0, minimum=0)
+                            c["dice"] = gr.Button("↻ New seed", size="sm")
                 c["scene_status"] = gr.Markdown(elem_id="xo-scene-status")
                 with gr.Row():
                     c["generate_btn"] = gr.Button("Generate", variant="primary", size="lg", scale=4, elem_id="xo-generate")

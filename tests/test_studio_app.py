@@ -153,12 +153,22 @@ def test_browser_pick_cut_out_drag_generate(app_url, unseen_character, tmp_path)
 
         # a short clip keeps the test quick: 8 frames, 3 steps (each change confirmed by the status line)
         page.get_by_text("Advanced").click()
+        status = page.locator("#xo-scene-status")
         for elem, value, words in (("#xo-frames", "8", "8 frames"), ("#xo-steps", "3", "3 steps")):
             box_input = page.locator(f"{elem} input[type=number]")
-            box_input.fill(value)
-            box_input.blur()
-            expect(page.locator("#xo-scene-status")).to_contain_text(words, timeout=15_000)
-        expect(page.locator("#xo-scene-status")).to_contain_text("8 frames")
+            # Gradio's slider sends its value on blur; give its store a moment to take the typed value, as a
+            # person's hand would, and type again if the first value sent was the old one
+            for attempt in range(3):
+                box_input.fill(value)
+                page.wait_for_timeout(300)
+                box_input.blur()
+                try:
+                    expect(status).to_contain_text(words, timeout=8_000)
+                    break
+                except AssertionError:
+                    if attempt == 2:
+                        raise
+        expect(status).to_contain_text("8 frames")
         page.locator("#xo-generate").click()
         page.wait_for_function("() => { const v = document.querySelector('#xo-video video'); "
                                "return v && v.duration > 0 && isFinite(v.duration) }", timeout=120_000)
