@@ -464,6 +464,8 @@ class Handlers:
     @user_errors
     def generate(self, session: Session, progress=gr.Progress(track_tqdm=True)) -> tuple:
         session = self.session(session)
+        for note in self._text_keypoints(session) if "text" in session.comp.motion else []:
+            gr.Info(note)                                      # a text motion's keypoints for these very settings
         scene = compose.build_scene(session, by_id=True)     # the session's characters with their CCE tokens
         doc = compose.scene_doc(session)
         progress(0, desc="Loading the model")

@@ -578,3 +578,27 @@ def test_a_prompt_naming_an_unknown_character_is_reported(root, h):
         h.validate_generate(s, s.comp.prompt, 16, 20, 2.5, 0, "ddim")
     v = view(h.refill_prompt(s))
     assert v["scene_status"].startswith("**Ready**")
+
+
+def test_text_motion_drives_the_preview_the_tracks_and_the_generation(root):
+    import torch
+    from pipelines.models.motion import MOTION_TEST, MotionModel
+    from studio.handlers import RESULT_KEYS
+    h = Handlers()
+    torch.manual_seed(0)                                       # a tiny random motion model: the wiring, not the moves
+    h.s.generate.pipeline().register_modules(motion_model=MotionModel(**MOTION_TEST).eval())
+    s = view(h.load(None))["session"]
+    assert view(h.choose_source(s, "Text"))["text_go"]["interactive"] is True
+    text = "[character: Pip] chases [character: Dora]."
+    v = view(h.make_text_motion(s, text))
+    assert scene_of(v)["motion"] == {"text": text} and v["motion_source"] == "Text"
+    assert len(imageio.mimread(v["preview"])) == 16 and compose.motion_info(s.comp, s.folder).tracks == 2
+    first = s.comp.motion["preview"]
+    h.reorder(s, ev(slot=0, track=1))                          # names go to the model in track order: remade
+    assert s.comp.motion["preview"] != first and s.comp.assignment == [1, 0]
+    h.validate_generate(s, s.comp.prompt, 4, 1, 2.5, 0, "ddim")
+    r = dict(zip(("session",) + RESULT_KEYS, h.generate(s, progress=_quiet_progress)))
+    assert len(imageio.mimread(r["video"])) == 4 and len(imageio.mimread(r["overlay"])) == 4
+    assert json.loads(open(r["dl_scene"]["value"]).read())["motion"] == {"text": text}
+    with pytest.raises(gr.Error, match="at most 300"):
+        h.make_text_motion(s, "x" * 301)
