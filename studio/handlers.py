@@ -786,7 +786,9 @@ class Handlers:
                 raise ValueError(f"scene_json: not valid JSON ({e}); give a Scene JSON document (README, 'Scene JSON')") from None
         if doc is None:
             raise ValueError("scene_json: give a Scene JSON document, or a bundle zip holding scene.json")
-        scene = Scene.from_dict(doc, base, self.s.characters.library(session))
+        library = self.s.characters.library(session)
+        scene = Scene.from_dict(doc, base, library)
+        compose.check_prompt(scene.prompt, library)
         gen = self.s.generate.generate(scene, "api-" + session.id)
         files = self.s.generate.write(gen, session.folder / "clips", "crossover")
         return str(files["video"]), scene.to_dict()

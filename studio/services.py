@@ -460,6 +460,12 @@ def _run_pipeline(pipe, scene: Scene, generator, callback, library=None):
 # ---------------------------------------------------------------------------------------------------------
 # CCE
 # ---------------------------------------------------------------------------------------------------------
+@_gpu
+def _on_gpu(fn: Callable, *args, **kwargs):
+    """``fn(*args, **kwargs)`` inside the ZeroGPU allocation when on a Space (the CCE embedding and fit)."""
+    return fn(*args, **kwargs)
+
+
 class CCEService:
     """A character's learned tokens (``pipelines.cce``), written as ``cce.safetensors`` in its library
     folder: ``embed`` gives a new character its image-derived embedding at once (through the generator's
@@ -489,7 +495,7 @@ class CCEService:
         pipe = self.generate.pipeline()
         with self.generate._lock:
             t0 = time.perf_counter()
-            emb = embed_character(image, mask, name=c.name, style=c.style, pipe=pipe)
+            emb = _on_gpu(embed_character, image, mask, name=c.name, style=c.style, pipe=pipe)
             seconds = time.perf_counter() - t0
         emb.id, emb.show = c.id, c.show
         return emb.save(c.cce_path), seconds
@@ -520,7 +526,7 @@ class CCEService:
                 progress(fraction, message)
 
         with self.generate._lock:
-            fitted, record = fit_character(emb, [image], [mask], pipe=pipe, library=Library(),
+            fitted, record = _on_gpu(fit_character, emb, [image], [mask], pipe=pipe, library=Library(),
                                            seconds=seconds or self.LEARN_SECONDS, steps=steps or self.LEARN_STEPS,
                                            progress=report)
         fitted.save(c.cce_path)
