@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 VARIANTS = ("full", "end2end-m", "end2end", "ieg", "plain")
-LABELS = {"full": "Full (End2End + IMG)", "end2end-m": "End2End-M", "end2end": "End2End", "ieg": "IEG only",
+ROWS = VARIANTS + ("gt",)                # the oracle row: what the metrics give the ground truth itself
+LABELS = {"gt": "ground truth (oracle)", "full": "Full (End2End + IMG)", "end2end-m": "End2End-M", "end2end": "End2End", "ieg": "IEG only",
           "plain": "plain skeleton"}
 SPLITS = ("all", "swap", "no swap", "seen", "unseen")
 
@@ -48,10 +49,10 @@ def table(docs: dict[str, dict | None]) -> str:
     lines = []
     head = "| variant | " + " | ".join(f"IC {s}" for s in SPLITS) + " | IC swap∩unseen | style-del | SSIM | PSNR | L1 |"
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
-    for v in VARIANTS:
+    for v in ROWS:
         doc = docs.get(v)
         if doc is None:
-            lines.append(f"| {LABELS[v]} | " + " | ".join(["not trained"] + [""] * (len(SPLITS) + 5)) + " |")
+            lines.append(f"| {LABELS[v]} | " + " | ".join(["not trained"] + [""] * (len(SPLITS) + 4)) + " |")
             continue
         g = doc["groups"]
         ic = [_cell(g[s].get("IC") if g.get(s, {}).get("scenes") else None, "IC") for s in SPLITS]
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from pipelines.eval.benchmark import Benchmark, load_model, run_benchmark
+    from pipelines.eval import benchmark_model
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     bad = [v for v in variants if v not in VARIANTS]
@@ -83,20 +84,21 @@ def main(argv=None) -> int:
         ap.error(f"--variants: unknown {bad}; use some of {', '.join(VARIANTS)}")
     store = args.out.parent / "results"
     store.mkdir(parents=True, exist_ok=True)
-    bench = Benchmark.load()
     docs: dict[str, dict | None] = {}
     for v in VARIANTS:
         saved = store / f"{v}.json"
         if v not in variants or (args.reuse and saved.is_file()):
             docs[v] = json.loads(saved.read_text()) if saved.is_file() else None
             continue
+        if v == "gt":
+            continue
         folder = args.runs / f"img-{v}" / "final"
         if not (folder / "model_index.json").is_file():
             print(f"{v}: {folder} not found — listed as not trained")
             docs[v] = None
             continue
-        model, name = load_model(str(folder), bench, steps=args.steps)
-        doc = run_benchmark(model, bench, limit=args.limit, model_name=f"{v}: {name}")
+        doc = benchmark_model(str(folder), limit=args.limit, steps=args.steps)
+        doc["model"] = f"{v}: {doc['model']}"
         training = folder / "training.json"
         doc["training"] = json.loads(training.read_text()) if training.is_file() else None
         doc["sampler_steps"] = args.steps
@@ -104,9 +106,11 @@ def main(argv=None) -> int:
             r.pop("per_track_ic", None)
         saved.write_text(json.dumps(doc, indent=1, default=float))
         docs[v] = doc
-    ran = [d for d in docs.values() if d]
+    docs["gt"] = benchmark_model("gt", limit=args.limit)
+    ran = [d for k, d in docs.items() if d and k != "gt"]
     n = ran[0]["scenes_run"] if ran else 0
     steps = {d["training"]["config"]["max_steps"] for d in ran if d.get("training")}
+    n = n or docs["gt"]["scenes_run"]
     text = [
         "# Results — identity correspondence, EverybodyDance Table 2 on ICE-mini",
         "",

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The embedded model (assets/models/tiny), end to end, exactly as shipped — see docs/TRAINING.md.
+#
+#   bash scripts/train_embedded.sh            # every stage, then the Table-2 results
+#   STAGE=img bash scripts/train_embedded.sh  # start at a later stage (vae|generator|img|temporal|ship|results)
+#
+# Every stage resumes from its latest checkpoint when re-run (kill it any time). On a GPU, raise BATCH and
+# drop THREADS; the step counts below are what one shared 2-core CPU afforded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+RUNS=${RUNS:-runs}
+THREADS=${THREADS:-1}
+VAE_STEPS=${VAE_STEPS:-1000}
+GEN_STEPS=${GEN_STEPS:-1000}
+IMG_STEPS=${IMG_STEPS:-150}
+TEMPORAL_STEPS=${TEMPORAL_STEPS:-0}
+BENCH_LIMIT=${BENCH_LIMIT:-20}
+BENCH_STEPS=${BENCH_STEPS:-10}
+STAGE=${STAGE:-vae}
+common=(--threads "$THREADS" --num_workers 1 --resume_from_checkpoint latest)
+order=(vae generator img temporal ship results)
+run_from() { local s; for s in "${order[@]}"; do [[ $s == "$STAGE" ]] && return 0; [[ $s == "$1" ]] && return 1; done; return 0; }
+
+if run_from vae; then
+  # 1. the autoencoder on 64-px crops of world frames (4× down, 4 latent channels); the export sets its scale
+  $PY -m pipelines.train vae --output_dir "$RUNS/vae" --max_steps "$VAE_STEPS" --batch_size 16 --vae_crop 64 \
+      --learning_rate 1e-3 --checkpointing_steps 250 --validation_steps 250 --log_steps 25 "${common[@]}"
+  $PY -m pipelines.train export --run "$RUNS/vae" --checkpoint latest --out "$RUNS/vae-export" --fp32
+fi
+if run_from generator; then
+  # 2. UNet + ReferenceNet + guiders + context encoder on single frames, End2End guidance (IEG skeletons and
+  #    slot-tinted reference masks), 10 % Cross-Character Augmentation; bf16 autocast
+  $PY -m pipelines.train generator --init "$RUNS/vae-export" --output_dir "$RUNS/generator" --mode end2end \
+      --max_steps "$GEN_STEPS" --batch_size 8 --learning_rate 3e-4 --warmup_steps 100 --mixed_precision bf16 \
+      --checkpointing_steps 100 --validation_steps 200 --log_steps 10 "${common[@]}"
+  $PY -m pipelines.train export --run "$RUNS/generator" --checkpoint latest --out "$RUNS/generator-export" --fp32
+fi
+if run_from img; then
+  # 3. EverybodyDance Table 2: every variant fine-tunes the same base for the same steps with the same seed
+  for v in full end2end end2end-m ieg plain; do
+    $PY -m pipelines.train img --init "$RUNS/generator-export" --variant "$v" --output_dir "$RUNS/img-$v" \
+        --max_steps "$IMG_STEPS" --batch_size 8 --learning_rate 1e-4 --warmup_steps 20 --mixed_precision bf16 \
+        --checkpointing_steps 50 --validation_steps 0 --log_steps 10 "${common[@]}"
+  done
+fi
+if run_from temporal && [[ $TEMPORAL_STEPS -gt 0 ]]; then
+  # 4. the motion modules on 8-frame windows of the shipped variant (everything else frozen)
+  $PY -m pipelines.train temporal --init "$RUNS/img-full/final" --output_dir "$RUNS/temporal" \
+      --max_steps "$TEMPORAL_STEPS" --batch_size 2 --window 8 --mixed_precision bf16 \
+      --checkpointing_steps 50 --validation_steps 0 "${common[@]}"
+fi
+if run_from ship; then
+  # 5. ship Full (fp16, ~15 MB)
+  src="$RUNS/img-full"; [[ $TEMPORAL_STEPS -gt 0 ]] && src="$RUNS/temporal"
+  $PY -m pipelines.train export --run "$src" --out assets/models/tiny
+fi
+if run_from results; then
+  # 6. docs/RESULTS.md: the five variants on ICE-mini
+  $PY benchmarks/results.py --runs "$RUNS" --limit "$BENCH_LIMIT" --steps "$BENCH_STEPS"
+fi
