@@ -35,25 +35,25 @@ TRAIN_STAGES = ("generator", "temporal", "img")
 # ---------------------------------------------------------------------------------------------------------
 # the fair pair of fine-tunes
 # ---------------------------------------------------------------------------------------------------------
-def fine_tune(init: Path, share: float, steps: int, out: Path, *, seed: int = 0, stage: str = "img",
-              variant: str = "full", mode: str = "plain", size: int = 128, batch_size: int = 4,
-              log=print) -> tuple[Path, int]:
+def fine_tune(init: Path, share: float, steps: int, out: Path, *, seed: int = 0, stage: str = "img", log=print,
+              **overrides) -> tuple[Path, int]:
     """Fine-tune ``init`` for ``steps`` with CCA share ``share``. Returns the finished pipeline folder and how
-    many of the samples the run trained on were CCA composites (one process: samples 0 … steps·batch − 1)."""
+    many of the samples the run trained on were CCA composites (one process: samples 0 … steps·batch − 1).
+    ``overrides``: other ``TrainConfig`` fields (variant, mode, size, batch_size, learning_rate, …); None =
+    the stage's default."""
     from pipelines.train.checkpoint import list_checkpoints
     from pipelines.train.config import STAGE_DEFAULTS, TrainConfig
     from pipelines.train.data import WorldSampler
     from pipelines.train.trainer import sample_config, train
     run = out / f"cca-{share:g}"
-    settings = {**STAGE_DEFAULTS[stage], "stage": stage, "variant": variant, "mode": mode, "init": str(init),
-                "mix": share, "max_steps": steps, "seed": seed, "size": size, "batch_size": batch_size,
-                "output_dir": str(run), "num_workers": 0, "threads": 1, "validation_steps": 0,
-                "checkpointing_steps": max(1, min(500, steps))}
+    settings = {**STAGE_DEFAULTS[stage], **{k: v for k, v in overrides.items() if v is not None}, "stage": stage,
+                "init": str(init), "mix": share, "max_steps": steps, "seed": seed, "output_dir": str(run),
+                "num_workers": 0, "threads": 1, "validation_steps": 0, "checkpointing_steps": max(1, min(500, steps))}
     cfg = TrainConfig(**settings)
 
     def cca_samples() -> int:
         sampler = WorldSampler(sample_config(cfg), seed=cfg.seed)
-        return sum(sampler.is_cca(i) for i in range(steps * batch_size))
+        return sum(sampler.is_cca(i) for i in range(steps * cfg.batch_size))
 
     meta = run / "final" / "training.json"
     if meta.is_file():
@@ -179,12 +179,15 @@ def table(result: dict) -> str:
 
 
 def run(init: Path, steps: int, out: Path, *, share: float = 0.1, seed: int = 0, stage: str = "img",
-        variant: str = "full", mode: str = "plain", train_size: int = 128, batch_size: int = 4,
         benchmark: Path | None = None, probes: Path | None = None, limit: int | None = None,
-        sampler_steps: int | None = None, frames: int | None = None, size: int | None = None, log=print) -> dict:
+        sampler_steps: int | None = None, frames: int | None = None, size: int | None = None,
+        train_size: int | None = None, log=print, **train) -> dict:
+    """The fair pair, then style delusion of the ground truth and both fine-tunes; returns the results
+    document (``table(result)`` is its markdown). ``train``: ``TrainConfig`` fields for both fine-tunes."""
     from pipelines.eval.benchmark import Benchmark
     from pipelines.eval.descriptors import get_descriptor
     from pipelines.eval.probes import Probes
+    from pipelines.train.config import STAGE_DEFAULTS
     if not Path(init).is_dir():
         raise ValueError(f"--init: {init} is not a folder; give a saved MixPipeline (e.g. runs/img/final)")
     if steps < 1:
@@ -197,19 +200,23 @@ def run(init: Path, steps: int, out: Path, *, share: float = 0.1, seed: int = 0,
     scenes = cross_set_scenes(bench)[:limit] if limit else cross_set_scenes(bench)
     probe = Probes.load(probes)
     descriptor = get_descriptor("probe", probe)
-    kw = dict(seed=seed, stage=stage, variant=variant, mode=mode, size=train_size, batch_size=batch_size, log=log)
-    tuned = {s: fine_tune(Path(init), s, steps, Path(out), **kw) for s in (share, 0.0)}
+    train = {**train, "size": train_size}
+    tuned = {s: fine_tune(Path(init), s, steps, Path(out), seed=seed, stage=stage, log=log, **train)
+             for s in (share, 0.0)}
     rows = []
-    for name, s, model in (("ground truth (the probe's floor)", "—", None),
-                           ("fine-tuned with CCA", f"{share:g}", tuned[share][0]),
-                           ("fine-tuned without CCA", "0", tuned[0.0][0])):
+    for name, s, tuned_run in (("ground truth (the probe's floor)", "—", None),
+                               ("fine-tuned with CCA", f"{share:g}", tuned[share]),
+                               ("fine-tuned without CCA", "0", tuned[0.0])):
         log(f"{name}:")
+        model = tuned_run[0] if tuned_run else None
         fn = ground_truth_model(scenes) if model is None else pipeline_model(model, sampler_steps)
         r = style_delusion(fn, scenes, probe, descriptor, frames=frames, size=None if model is None else size, log=log)
         rows.append({"model": name, "share": s, "folder": str(model) if model else None, "result": r,
-                     "cca_samples": None if model is None else tuned[share if s != "0" else 0.0][1]})
+                     "cca_samples": tuned_run[1] if tuned_run else None})
     trust = probe.trust("style")
-    return {"init": str(init), "steps": steps, "samples": steps * batch_size, "seed": seed, "stage": stage, "variant": variant,
+    batch_size = train.get("batch_size") or STAGE_DEFAULTS[stage]["batch_size"]
+    return {"init": str(init), "steps": steps, "samples": steps * batch_size, "seed": seed, "stage": stage,
+            "train": {k: v for k, v in train.items() if v is not None},
             "scenes": len(scenes), "scene_ids": [s.id for s in scenes], "benchmark_version": bench.version,
             "sampler_steps": sampler_steps, "frames": frames, "size": size,
             "probe": {"accuracy": trust["accuracy"], "trustworthy": trust["trustworthy"], "note": trust["note"]},
@@ -225,9 +232,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stage", default="img", choices=TRAIN_STAGES, help="trainer stage of the fine-tunes")
     ap.add_argument("--variant", default="full", help="img stage variant (see pipelines.train)")
-    ap.add_argument("--mode", default="plain", help="generator/temporal stage guidance mode")
+    ap.add_argument("--mode", default="end2end", help="generator/temporal stage guidance mode")
     ap.add_argument("--train_size", type=int, default=128, help="training sample size (the generator's)")
-    ap.add_argument("--batch_size", type=int, default=4)
+    ap.add_argument("--batch_size", type=int, default=8, help="as scripts/train_embedded.sh's img stage")
+    ap.add_argument("--learning_rate", type=float, default=1e-4, help="as scripts/train_embedded.sh's img stage")
+    ap.add_argument("--warmup_steps", type=int, default=20)
+    ap.add_argument("--mixed_precision", default="no", choices=("no", "bf16"), help="bf16 autocast (CPU too)")
     ap.add_argument("--out", type=Path, default=Path("runs/cca_style"), help="where the two fine-tunes go")
     ap.add_argument("--table", type=Path, default=None, help="markdown table (default OUT/cca_style.md)")
     ap.add_argument("--benchmark", type=Path, default=None, help="ICE-mini folder (default: the shipped one)")
@@ -240,9 +250,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     try:
         result = run(args.init, args.steps, args.out, share=args.share, seed=args.seed, stage=args.stage,
-                     variant=args.variant, mode=args.mode, train_size=args.train_size, batch_size=args.batch_size,
                      benchmark=args.benchmark, probes=args.probes, limit=args.limit,
-                     sampler_steps=args.sampler_steps, frames=args.frames, size=args.size)
+                     sampler_steps=args.sampler_steps, frames=args.frames, size=args.size,
+                     variant=args.variant, mode=args.mode, train_size=args.train_size, batch_size=args.batch_size,
+                     learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
+                     mixed_precision=args.mixed_precision)
     except (ValueError, FileNotFoundError) as e:
         print(f"python -m benchmarks.cca_style: error: {e}")
         return 2

@@ -4,6 +4,7 @@ probe's verdicts on ICE-mini's mixed-style scenes. Test-size generator, two step
 import json
 
 import pytest
+import torch
 
 pytest.importorskip("pipelines.eval.benchmark")
 
@@ -24,6 +25,10 @@ def test_cca_style_runs_the_fair_pair_and_writes_the_table(tmp_path):
     with_cca, without = (ckpt.read_config(ckpt.resolve(tmp_path / "runs" / f"cca-{s}", "latest")) for s in ("1", "0"))
     assert with_cca["mix"] == 1.0 and without["mix"] == 0.0
     assert {k for k in with_cca if with_cca[k] != without[k]} == {"mix", "output_dir"}
+    from safetensors.torch import load_file
+    unets = [load_file(tmp_path / "runs" / f"cca-{s}" / "final" / "unet" / "diffusion_pytorch_model.safetensors")
+             for s in ("1", "0")]
+    assert any(not torch.equal(unets[0][k], unets[1][k]) for k in unets[0])      # they trained on other samples
     result = json.loads(table.with_suffix(".json").read_text())
     assert result["scenes"] == 2 and result["samples"] == 4
     gt, cca, plain = result["rows"]
