@@ -1,0 +1,209 @@
+"""Click segmentation, measured: quality of the offline engine on world frames (per style, size and click
+count), video propagation quality, and speed of the offline engine and of SAM2-tiny.
+
+    python -m benchmarks.segment_bench quality [--clips-per-show 16] [--sizes 512 128] [--engines clicknet grabcut]
+    python -m benchmarks.segment_bench video [--clips-per-show 4] [--sizes 128 256]
+    python -m benchmarks.segment_bench speed [--repeats 30]
+
+Protocol (the standard one of interactive segmentation): the first click is the pixel of the character's
+visible mask farthest from its border; each further click goes to the pixel farthest from the border of the
+largest error region — positive if it is a missed part, negative if it is spill — with the previous
+low-resolution logits fed back as ``mask_input``. Ground truth is the clip's visible mask. Clips come from
+world seed 2026 (ClickNet trains on seed 0 and validates on 90 128 / 90 512), 2–5 characters, every show
+equally often, the middle frame of each clip; characters with fewer than ``--min-area`` visible pixels
+(scaled to the frame size) are left out and counted. Prints Markdown tables; numbers go in
+docs/SEGMENTATION.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+SEED = 2026
+
+
+def shows():
+    from pipelines.world import SHOWS
+    return list(SHOWS)
+
+
+def world_frames(size: int, clips_per_show: int, frames: int = 5):
+    """(image, masks, show, style) — the middle frame of ``clips_per_show`` clips of every show."""
+    from pipelines.world import SHOWS, World
+    world = World(SEED)
+    for s_i, show in enumerate(SHOWS):
+        for i in range(clips_per_show):
+            clip = world.clip(10_000 * s_i + i, n_characters=(2, 5), show=show, size=size, frames=frames)
+            f = frames // 2
+            yield clip.frames[f], clip.masks[f], show, SHOWS[show].style
+
+
+def make_segmenter(engine: str):
+    from pipelines.segment import Segmenter
+    if engine == "clicknet":
+        seg = Segmenter(backend="fallback")
+        assert seg.engine == "clicknet", seg.status
+        return seg
+    if engine == "grabcut":
+        from pipelines.segment.grabcut import GrabCutEngine
+        seg = Segmenter(backend="fallback")
+        seg._engine = GrabCutEngine()                    # force the last-resort engine for comparison
+        return seg
+    raise SystemExit(f"--engines: unknown engine {engine!r} (clicknet, grabcut)")
+
+
+def quality(args) -> None:
+    from pipelines.segment.protocol import click_session
+    for engine in args.engines:
+        seg = make_segmenter(engine)
+        print(f"\n### {engine}: mean IoU after 1, 2, 3 clicks\n")
+        print("| frame size | style | characters | left out (tiny) | 1 click | 2 clicks | 3 clicks | ≥ 0.95 after 3 |")
+        print("|---|---|---|---|---|---|---|---|")
+        t0 = time.time()
+        for size in args.sizes:
+            min_area = args.min_area * (size / 128) ** 2
+            res: dict[str, list] = {"cartoon": [], "live-action": []}
+            left = {"cartoon": 0, "live-action": 0}
+            per_show: dict[str, list] = {}
+            for img, masks, show, style in world_frames(size, args.clips_per_show):
+                seg.set_image(img)
+                for m in masks:
+                    if m.sum() < min_area:
+                        left[style] += int(m.any())
+                        continue
+                    r = click_session(seg, m, 3)
+                    res[style].append(r)
+                    per_show.setdefault(show, []).append(r)
+            for style in ("cartoon", "live-action", "both"):
+                v = np.array(res["cartoon"] + res["live-action"] if style == "both" else res[style])
+                lo = left["cartoon"] + left["live-action"] if style == "both" else left[style]
+                m = v.mean(0)
+                print(f"| {size} | {style} | {len(v)} | {lo} | {m[0]:.3f} | {m[1]:.3f} | {m[2]:.3f} | "
+                      f"{(v[:, 2] >= 0.95).mean():.0%} |")
+            print("| | per show: " + ", ".join(f"{s} {np.mean(per_show[s], 0)[0]:.3f} / {np.mean(per_show[s], 0)[2]:.3f}"
+                                              for s in per_show) + " (1 / 3 clicks) | | | | | | |")
+        print(f"\n({time.time() - t0:.0f} s)")
+
+
+def video(args) -> None:
+    from pipelines.segment import Segmenter
+    from pipelines.segment.protocol import iou
+    from pipelines.world import SHOWS, World
+    seg = Segmenter(backend="fallback")
+    world = World(SEED + 1)
+    print("\n### video propagation (offline engine): annotated on frame 0, carried through 16 frames\n")
+    print("| frame size | style | clips | object-frames | mean IoU | mean IoU, last frame | s / frame |")
+    print("|---|---|---|---|---|---|---|")
+    for size in args.sizes:
+        rows: dict[str, list] = {"cartoon": [], "live-action": []}
+        last: dict[str, list] = {"cartoon": [], "live-action": []}
+        t_total, n_frames, n_clips = 0.0, 0, {"cartoon": 0, "live-action": 0}
+        for s_i, show in enumerate(SHOWS):
+            style = SHOWS[show].style
+            for i in range(args.clips_per_show):
+                clip = world.clip(20_000 * s_i + i, n_characters=(2, 4), show=show, size=size, frames=16,
+                                  motion=("walk", "swap", "run", "dance")[i % 4])
+                t = time.perf_counter()
+                tracks = seg.propagate(clip.frames, 0, clip.masks[0])
+                t_total += time.perf_counter() - t
+                n_frames += clip.n_frames
+                n_clips[style] += 1
+                for f in range(1, clip.n_frames):
+                    for k in range(clip.n_characters):
+                        if clip.masks[f, k].any() or tracks[f, k].any():
+                            rows[style].append(iou(tracks[f, k], clip.masks[f, k]))
+                            if f == clip.n_frames - 1:
+                                last[style].append(rows[style][-1])
+        for style in ("cartoon", "live-action", "both"):
+            v = rows["cartoon"] + rows["live-action"] if style == "both" else rows[style]
+            lv = last["cartoon"] + last["live-action"] if style == "both" else last[style]
+            nc = sum(n_clips.values()) if style == "both" else n_clips[style]
+            print(f"| {size} | {style} | {nc} | {len(v)} | {np.mean(v):.3f} | {np.mean(lv):.3f} | "
+                  f"{t_total / n_frames:.2f} |")
+
+
+def speed(args) -> None:
+    import torch
+    from pipelines.segment import Segmenter
+    from pipelines.world import World
+    print(f"\n### speed ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"torch threads = {torch.get_num_threads()})\n")
+    print("| engine | image | set_image median | predict median (1 click) | predict median (3 clicks + mask_input) |")
+    print("|---|---|---|---|---|")
+    world = World(SEED + 2)
+    imgs = [world.clip(i, n_characters=3, size=512, frames=1) for i in range(args.repeats)]
+    seg = Segmenter(backend="fallback")
+    _speed_rows(seg, "offline (ClickNet)", imgs, args.repeats)
+    sam = _random_sam2(args.sam2_size)
+    _speed_rows(sam, f"SAM2-tiny, random weights, {args.sam2_size}-pixel input", imgs, args.sam2_repeats)
+
+
+def _speed_rows(seg, name, clips, repeats) -> None:
+    t_set, t_one, t_three = [], [], []
+    for clip in clips[:repeats]:
+        img, m = clip.frames[0], clip.masks[0, 0]
+        ys, xs = np.nonzero(m) if m.any() else (np.array([256]), np.array([256]))
+        p = (int(np.median(xs)), int(np.median(ys)))
+        t = time.perf_counter()
+        seg.set_image(img)
+        t_set.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        _, _, low = seg.predict(points=[p], labels=[1])
+        t_one.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        seg.predict(points=[p, (10, 10), (500, 300)], labels=[1, 0, 1], mask_input=low[:1])
+        t_three.append(time.perf_counter() - t)
+    ms = lambda v: f"{1000 * np.median(v):.0f} ms"    # noqa: E731
+    print(f"| {name} | 512×512 | {ms(t_set)} | {ms(t_one)} | {ms(t_three)} |")
+
+
+def _random_sam2(image_size: int):
+    import tempfile
+
+    import torch
+    from sam2.build_sam import build_sam2
+
+    from pipelines.segment import Segmenter
+    net = build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu", apply_postprocessing=False)
+    d = tempfile.mkdtemp(prefix="sam2-bench-")
+    path = os.path.join(d, "sam2.1_hiera_tiny.pt")
+    torch.save({"model": net.state_dict()}, path)
+    return Segmenter(backend="sam2", model=path, device="cpu",
+                     sam2_image_size=None if image_size == 1024 else image_size)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("what", choices=["quality", "video", "speed"])
+    ap.add_argument("--sizes", type=int, nargs="+", default=None)
+    ap.add_argument("--clips-per-show", type=int, default=None)
+    ap.add_argument("--engines", nargs="+", default=["clicknet"])
+    ap.add_argument("--min-area", type=float, default=20.0, help="visible pixels at 128×128 (scaled with size)")
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--sam2-repeats", type=int, default=5)
+    ap.add_argument("--sam2-size", type=int, default=1024)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.what == "quality":
+        args.sizes = args.sizes or [512, 128]
+        args.clips_per_show = args.clips_per_show or 16
+        quality(args)
+    elif args.what == "video":
+        args.sizes = args.sizes or [128, 256]
+        args.clips_per_show = args.clips_per_show or 4
+        video(args)
+    else:
+        speed(args)
+
+
+if __name__ == "__main__":
+    main()

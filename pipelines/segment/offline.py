@@ -1,0 +1,186 @@
+"""The offline click segmenter: ClickNet (trained on the embedded world, shipped in ``assets/models``)
+seen through two views, with SAM's predictor conventions.
+
+Owns turning clicks, a box and a previous mask into full-resolution masks without SAM2 weights:
+
+1. ``set_image`` encodes the whole image, stretched to the network's square view, once;
+2. ``predict`` runs the prompt decoder on that view (cheap), then a *zoom-in* pass: the region around the
+   first result (or the box) is cropped from the full-resolution image and segmented again at the
+   network's full view size, so small characters and 512-pixel edges come out sharp (the zoom-in of
+   RITM/FocalClick); the zoomed logits replace the global ones inside the crop;
+3. low-resolution logits are the full mask logits resampled to 256 × 256 over the whole image — the same
+   geometry as SAM2's, so either engine's output can be fed back as ``mask_input``.
+
+Inputs arrive validated (``pipelines.segment.predictor`` checks them): image uint8 (H, W, 3), points
+(K, 2) float x, y in pixels, labels (K,) in {0, 1}, box (4,) x0, y0, x1, y1 or None, mask_input
+(1, 256, 256) float or None.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..paths import models_dir
+from .clicknet import WEIGHTS_NAME, ClickNet, load_clicknet, prompt_maps
+from .inputs import LOW_RES
+
+ZOOM_MARGIN = 0.4          # crop = bounding box of the first result grown by 40 % on each side …
+ZOOM_MIN_FRACTION = 0.12   # … but at least 12 % of the image side, so a click on a tiny part still has context
+REFINE_PASSES = 0          # extra zoom-decoder passes fed with their own answer
+
+
+def default_weights() -> Path:
+    return models_dir() / "clicknet" / WEIGHTS_NAME
+
+
+class OfflineSegmenter:
+    name = "clicknet"
+
+    def __init__(self, net: ClickNet | None = None, weights: str | Path | None = None,
+                 device: torch.device | str | None = None, refine_passes: int = REFINE_PASSES):
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.refine_passes = int(refine_passes)
+        self.net = net if net is not None else load_clicknet(weights or default_weights(), self.device)
+        self.size = self.net.cfg.size
+        self.reset()
+
+    def reset(self) -> None:
+        self._image = None
+        self._feats = None
+
+    @property
+    def is_image_set(self) -> bool:
+        return self._image is not None
+
+    # ---- per image --------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def set_image(self, image: np.ndarray) -> None:
+        self._image = image
+        self._feats = self.net.encoder(self._tensor(self._view(image, (0.0, 0.0, image.shape[1], image.shape[0]))))
+
+    def _view(self, image: np.ndarray, box) -> np.ndarray:
+        """The box (x0, y0, x1, y1) of ``image`` resampled to the square view (zeros outside the image)."""
+        return resample(image, box, self.size)
+
+    def _tensor(self, view: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(view).to(self.device).permute(2, 0, 1)[None].float().div(255.0)
+
+    # ---- per click --------------------------------------------------------------------------------------
+    def predict(self, points: np.ndarray, labels: np.ndarray, box: np.ndarray | None = None,
+                mask_input: np.ndarray | None = None, multimask: bool = False):
+        full = self.logits(points, labels, box, mask_input)
+        H, W = full.shape
+        low = cv2.resize(full, (LOW_RES, LOW_RES), interpolation=cv2.INTER_AREA if min(H, W) > LOW_RES
+                         else cv2.INTER_LINEAR).astype(np.float32)
+        # multimask: looser, as-trained and tighter thresholds of the same logits, each with SAM's stability score
+        thresholds = (-1.0, 0.0, 1.0) if multimask else (0.0,)
+        masks = np.stack([full > t for t in thresholds])
+        scores = np.array([stability_score(full, t) for t in thresholds], np.float32)
+        return masks, scores, np.repeat(low[None], len(thresholds), 0)
+
+    @torch.no_grad()
+    def logits(self, points: np.ndarray, labels: np.ndarray, box: np.ndarray | None = None,
+               mask_input: np.ndarray | None = None) -> np.ndarray:
+        """Full-resolution mask logits (H, W) float32 for one object's prompts."""
+        img = self._image
+        H, W = img.shape[:2]
+        if box is not None and not (labels == 1).any():  # a box without a positive click: its centre is one
+            points = np.vstack([points.reshape(-1, 2), [[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]]])
+            labels = np.append(labels, 1)
+        prev_full = None
+        if mask_input is not None:
+            prev_full = cv2.resize(mask_input[0].astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
+        # 1. global view
+        full = cv2.resize(self._decode(self._feats, (0.0, 0.0, float(W), float(H)), points, labels, prev_full),
+                          (W, H), interpolation=cv2.INTER_LINEAR)
+        if box is not None:
+            full = _outside_box(full, box)
+        # 2. zoom-in around the first result (or inside the box)
+        crop = self._zoom_box(full > 0, points, labels, box, W, H)
+        if crop is not None:
+            x0, y0, x1, y1 = crop
+            feats = self.net.encoder(self._tensor(self._view(img, crop)))
+            # the global answer (which already took mask_input into account) is the zoom pass's mask prompt;
+            # then the zoomed answer is fed back ``refine_passes`` times (RITM-style iterative inference)
+            prompt = full
+            for _ in range(1 + self.refine_passes):
+                z = self._decode(feats, crop, points, labels, prompt)
+                prompt = full.copy()
+                prompt[y0:y1, x0:x1] = resample(z, (0, 0, self.size, self.size), None, out_hw=(y1 - y0, x1 - x0))
+            full = prompt
+            if box is not None:
+                full = _outside_box(full, box)
+        return full.astype(np.float32)
+
+    def _decode(self, feats, view_box, points, labels, prev_full) -> np.ndarray:
+        """Decoder logits (S/2, S/2) for the prompts mapped into ``view_box``, upsampled to (S, S)."""
+        S = self.size
+        x0, y0, x1, y1 = view_box
+        sx, sy = S / (x1 - x0), S / (y1 - y0)
+        pv = np.stack([(points[:, 0] - x0) * sx, (points[:, 1] - y0) * sy], 1)
+        inside = (pv[:, 0] >= 0) & (pv[:, 0] < S) & (pv[:, 1] >= 0) & (pv[:, 1] < S)
+        prev = None
+        if prev_full is not None:
+            prev = 1.0 / (1.0 + np.exp(-np.clip(resample(prev_full, view_box, S), -30, 30)))
+        p = prompt_maps(pv[inside], labels[inside], prev, S, self.net.cfg.click_radius)
+        out = self.net.decoder(feats, torch.from_numpy(p)[None].to(self.device))
+        out = torch.nn.functional.interpolate(out, size=(S, S), mode="bilinear", align_corners=False)
+        return out[0, 0].cpu().numpy()
+
+    def _zoom_box(self, mask: np.ndarray, points, labels, box, W: int, H: int):
+        if box is not None:
+            x0, y0, x1, y1 = (float(v) for v in box)
+        else:
+            pos = points[labels == 1]
+            ys, xs = np.nonzero(mask)
+            xs = np.concatenate([xs, pos[:, 0]])
+            ys = np.concatenate([ys, pos[:, 1]])
+            x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+        bw, bh = x1 - x0, y1 - y0
+        side_min = ZOOM_MIN_FRACTION * max(W, H)
+        bw, bh = max(bw * (1 + 2 * ZOOM_MARGIN), side_min), max(bh * (1 + 2 * ZOOM_MARGIN), side_min)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        # keep the crop inside the image where possible: the network was trained on in-image crops
+        bw, bh = int(np.ceil(min(bw, W))), int(np.ceil(min(bh, H)))
+        if bw >= 0.9 * W and bh >= 0.9 * H and max(W, H) <= self.size * 1.2:
+            return None                                   # the global view already is this view
+        # whole pixels, so the zoomed logits paste back without a sub-pixel shift
+        x0 = int(np.clip(round(cx - bw / 2), 0, W - bw))
+        y0 = int(np.clip(round(cy - bh / 2), 0, H - bh))
+        return x0, y0, x0 + bw, y0 + bh
+
+
+def resample(a: np.ndarray, box, size: int | None, out_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """The box (x0, y0, x1, y1) of ``a``, in pixel-edge coordinates, resampled to size × size (or
+    ``out_hw``) — area averaging when shrinking, bilinear when enlarging, zeros outside ``a``."""
+    oh, ow = out_hw if out_hw is not None else (size, size)
+    x0, y0, x1, y1 = (float(v) for v in box)
+    sx, sy = (x1 - x0) / ow, (y1 - y0) / oh
+    H, W = a.shape[:2]
+    if min(sx, sy) > 1.5 and x0 >= 0 and y0 >= 0 and x1 <= W + 0.5 and y1 <= H + 0.5:
+        sub = a[int(round(y0)):int(round(y1)), int(round(x0)):int(round(x1))]
+        return cv2.resize(sub, (ow, oh), interpolation=cv2.INTER_AREA)
+    M = np.array([[sx, 0, x0 + 0.5 * sx - 0.5], [0, sy, y0 + 0.5 * sy - 0.5]], np.float32)
+    return cv2.warpAffine(a, M, (ow, oh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT)
+
+
+def _outside_box(logits: np.ndarray, box) -> np.ndarray:
+    H, W = logits.shape
+    x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x1, y1 = min(W, int(np.ceil(box[2]))), min(H, int(np.ceil(box[3])))
+    out = np.full_like(logits, -20.0)
+    out[y0:y1, x0:x1] = logits[y0:y1, x0:x1]
+    return out
+
+
+def stability_score(logits: np.ndarray, threshold: float, offset: float = 1.0) -> float:
+    """SAM's stability score: IoU of the masks thresholded at ``threshold ± offset``; a mask whose edges
+    sit on steep logit slopes (a confident prediction) scores near 1."""
+    hi = np.count_nonzero(logits > threshold + offset)
+    lo = np.count_nonzero(logits > threshold - offset)
+    return float(hi / lo) if lo else 0.0

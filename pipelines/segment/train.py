@@ -1,0 +1,341 @@
+"""Train ClickNet, the offline click segmenter, on the embedded world.
+
+    python -m pipelines.segment.train --output_dir runs/clicknet [--max_steps 6000] [--resume_from_checkpoint latest]
+    python -m pipelines.segment.train --output_dir runs/clicknet --export assets/models/clicknet/clicknet.safetensors
+
+Every sample is one character of a world frame seen either whole-frame (what the first click sees) or
+zoomed around the character (what the zoom-in pass sees), rendered at a random size (128–512, so 128-pixel
+frames and 512-pixel frames both look familiar) with colour jitter. Clicks follow RITM's iterative
+training: a first click inside the character, then zero to three corrective clicks on the largest error of
+the network's own prediction (no gradient), each round feeding the previous prediction back as the mask
+prompt; some samples instead start from a perturbed ground-truth mask, which is what video propagation
+feeds in. Validation runs the real offline engine on held-out world seeds with the benchmark protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections import deque
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..world import World
+from .clicknet import ClickNet, ClickNetConfig, prompt_maps, save_clicknet
+from .offline import resample
+from .protocol import click_session, corrective_click, first_click
+
+# ---- defaults (every knob, with why) ------------------------------------------------------------------
+DEFAULTS = dict(
+    seed=0,                  # world seed of the training stream (validation uses seeds 90_000+)
+    max_steps=6000,          # ~1 h on two CPU cores
+    batch_size=8,
+    lr=2e-3,                 # small BN network: a high rate with cosine decay trains fastest
+    weight_decay=1e-4,
+    warmup_steps=200,
+    zoom_prob=0.5,           # share of zoomed-in views (the zoom pass of inference)
+    max_sim_clicks=3,        # corrective clicks simulated before the gradient step (0..this)
+    perturbed_prev_prob=0.15,  # share of samples whose mask prompt is a perturbed ground truth (video)
+    pool_frames=160,         # rendered frames kept for sampling; two new frames replace old ones per step
+    render_sizes=(128, 192, 256, 384, 512),
+    render_probs=(0.3, 0.15, 0.25, 0.1, 0.2),
+    checkpointing_steps=500,
+    validation_steps=1000,
+    validation_clips=12,     # held-out clips per frame size (128 and 512) for validation; 0 = no validation
+    bn_batches=40,           # batches for the precise BatchNorm statistics before validation and export
+    num_threads=1,           # one thread: on a shared 2-core machine OpenMP barriers stall (4x slower with 2)
+)
+
+
+def parse_args(input_args=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--output_dir", default="runs/clicknet")
+    ap.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint folder")
+    ap.add_argument("--export", default=None, help="write the latest checkpoint's weights here and exit")
+    for k, v in DEFAULTS.items():
+        if isinstance(v, tuple):
+            ap.add_argument(f"--{k}", type=type(v[0]), nargs="+", default=list(v))
+        else:
+            ap.add_argument(f"--{k}", type=type(v), default=v)
+    return ap.parse_args(input_args)
+
+
+# ---- data -----------------------------------------------------------------------------------------------
+class FramePool:
+    """Recently rendered world frames with their visible masks, refreshed a few frames per step."""
+
+    def __init__(self, seed: int, capacity: int, sizes, probs):
+        self.world = World(seed, frames=16)
+        self.rng = np.random.default_rng(seed)
+        self.sizes, self.probs = list(sizes), np.asarray(probs, float) / np.sum(probs)
+        self.frames: deque = deque(maxlen=capacity)
+        self.counter = 0
+        while len(self.frames) < capacity:
+            self.refresh(4)
+
+    def refresh(self, n: int = 2) -> None:
+        for _ in range(n):
+            self.counter += 1
+            size = int(self.rng.choice(self.sizes, p=self.probs))
+            mix = bool(self.rng.random() < 0.15)
+            plan = self.world.plan(self.counter, n_characters=(1, 5), mix=mix, size=size)
+            f = int(self.rng.integers(16))
+            clip = self.world.render_plan(plan, frames=[f])
+            self.frames.append((clip.frames[0], clip.masks[0]))
+
+    def sample(self, rng: np.random.Generator):
+        img, masks = self.frames[int(rng.integers(len(self.frames)))]
+        areas = masks.reshape(len(masks), -1).sum(1)
+        ok = np.flatnonzero(areas > 0)
+        if len(ok) == 0:
+            return None
+        k = int(rng.choice(ok))
+        return img, masks[k]
+
+
+def make_view(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, size: int, zoom: bool):
+    """Crop (whole frame with aspect jitter, or around the character) and resize to size × size."""
+    H, W = mask.shape
+    if zoom:
+        ys, xs = np.nonzero(mask)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        side = max(y1 - y0, x1 - x0) * rng.uniform(1.15, 2.3)
+        cw, ch = side * rng.uniform(0.85, 1.15), side * rng.uniform(0.85, 1.15)
+        cx = (x0 + x1) / 2 + rng.uniform(-0.15, 0.15) * cw
+        cy = (y0 + y1) / 2 + rng.uniform(-0.15, 0.15) * ch
+        box = (cx - cw / 2, cy - ch / 2, cx + cw / 2, cy + ch / 2)
+    else:
+        fw, fh = W * rng.uniform(0.85, 1.0), H * rng.uniform(0.85, 1.0)
+        ox, oy = rng.uniform(0, W - fw), rng.uniform(0, H - fh)
+        box = (ox, oy, ox + fw, oy + fh)
+    v_img = resample(img, box, size)
+    v_mask = resample(mask.astype(np.float32), box, size) > 0.5
+    return v_img, v_mask
+
+
+def jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    x = img.astype(np.float32)
+    if rng.random() < 0.6:
+        hsv = cv2.cvtColor(np.clip(x, 0, 255).astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
+        hsv[..., 0] = (hsv[..., 0] + rng.uniform(-8, 8)) % 180
+        hsv[..., 1] *= rng.uniform(0.75, 1.25)
+        x = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
+        x = (x - 128) * rng.uniform(0.8, 1.2) + 128 + rng.uniform(-20, 20)
+    if rng.random() < 0.05:
+        x = np.repeat(x.mean(-1, keepdims=True), 3, -1)
+    if rng.random() < 0.1:
+        x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 1.2))
+    if rng.random() < 0.1:
+        x = x + rng.normal(0, rng.uniform(2, 8), x.shape)
+    return np.ascontiguousarray(np.clip(x, 0, 255).astype(np.uint8))
+
+
+def perturb(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A ground-truth mask moved, grown or shrunk a little: what a flow-warped previous frame looks like."""
+    m = mask.astype(np.uint8)
+    dx, dy = rng.integers(-8, 9, 2)
+    m = cv2.warpAffine(m, np.float32([[1, 0, dx], [0, 1, dy]]), m.shape[::-1], flags=cv2.INTER_NEAREST)
+    k = int(rng.integers(1, 5))
+    ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
+    m = cv2.dilate(m, ker) if rng.random() < 0.5 else cv2.erode(m, ker)
+    return m.astype(np.float32)
+
+
+def make_batch(pool: FramePool, rng: np.random.Generator, args, cfg: ClickNetConfig):
+    imgs, gts, prevs, clicks = [], [], [], []
+    while len(imgs) < args.batch_size:
+        s = pool.sample(rng)
+        if s is None:
+            continue
+        img, mask = s
+        zoom = bool(rng.random() < args.zoom_prob)
+        v_img, v_mask = make_view(img, mask, rng, cfg.size, zoom)
+        if v_mask.sum() < 12:
+            continue
+        flip = rng.random() < 0.5
+        if flip:
+            v_img, v_mask = v_img[:, ::-1], v_mask[:, ::-1]
+        v_img = jitter(np.ascontiguousarray(v_img), rng)
+        v_mask = np.ascontiguousarray(v_mask)
+        prev = None
+        if rng.random() < args.perturbed_prev_prob:
+            prev = perturb(v_mask, rng)
+            x, y, _ = first_click(v_mask & (prev > 0) if (v_mask & (prev > 0)).any() else v_mask)
+            pts = [(x, y, 1)]
+        elif rng.random() < 0.6:
+            pts = [first_click(v_mask)]
+        else:                                                     # any reasonably interior point
+            d = cv2.distanceTransform(np.pad(v_mask, 1).view(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+            ys, xs = np.nonzero(d >= 0.35 * d.max())
+            j = int(rng.integers(len(xs)))
+            pts = [(int(xs[j]), int(ys[j]), 1)]
+        imgs.append(v_img)
+        gts.append(v_mask)
+        prevs.append(prev)
+        clicks.append(pts)
+    return imgs, gts, prevs, clicks
+
+
+def to_tensor_images(imgs) -> torch.Tensor:
+    return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float().div(255.0).contiguous()
+
+
+def prompts(clicks, prevs, cfg) -> torch.Tensor:
+    return torch.from_numpy(np.stack([
+        prompt_maps(np.array([c[:2] for c in pts], float), np.array([c[2] for c in pts]), prev, cfg.size,
+                    cfg.click_radius) for pts, prev in zip(clicks, prevs)]))
+
+
+def upsample_logits(logits: torch.Tensor, size: int) -> torch.Tensor:
+    return F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE + soft-IoU. logits, target: (B, 1, S, S); the IoU term keeps small characters from being
+    drowned by background pixels."""
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum((1, 2, 3))
+    union = (p + target - p * target).sum((1, 2, 3))
+    return bce + (1 - (inter + 1) / (union + 1)).mean()
+
+
+def get_lr(step: int, args) -> float:
+    if step < args.warmup_steps:
+        return args.lr * (step + 1) / args.warmup_steps
+    t = (step - args.warmup_steps) / max(1, args.max_steps - args.warmup_steps)
+    return args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def simulate_clicks(net: ClickNet, feats, imgs_t, gts, prevs, clicks, n_rounds, cfg):
+    """RITM's iterative training: let the network predict, click on its largest error, feed its
+    prediction back as the mask prompt. Runs without gradient."""
+    for _ in range(n_rounds):
+        with torch.no_grad():
+            logits = upsample_logits(net.decoder(feats, prompts(clicks, prevs, cfg)), cfg.size)
+        probs = torch.sigmoid(logits)[:, 0].numpy()
+        for i in range(len(gts)):
+            pred = probs[i] > 0.5
+            c = corrective_click(pred, gts[i])
+            if c is not None:
+                clicks[i] = clicks[i] + [c]
+            prevs[i] = probs[i]
+
+
+@torch.no_grad()
+def recalibrate_bn(net: ClickNet, args, cfg: ClickNetConfig, seed: int = 12345) -> None:
+    """Precise BatchNorm statistics: the running averages lag behind weights that still move fast (at
+    step 500 they cost half the validation IoU), so recompute them as plain means over fresh batches
+    drawn and click-simulated exactly like training batches."""
+    pool = FramePool(seed, min(60, args.pool_frames), args.render_sizes, args.render_probs)
+    rng = np.random.default_rng(seed)
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None                          # cumulative average
+    net.train()
+    for _ in range(args.bn_batches):
+        imgs, gts, prevs, clicks = make_batch(pool, rng, args, cfg)
+        imgs_t = to_tensor_images(imgs)
+        n_rounds = int(rng.integers(0, args.max_sim_clicks + 1))
+        if n_rounds:
+            simulate_clicks(net, net.encoder(imgs_t), imgs_t, gts, prevs, clicks, n_rounds, cfg)
+        net(imgs_t, prompts(clicks, prevs, cfg))
+    for m in bns:
+        m.momentum = 0.1
+    net.eval()
+
+
+@torch.no_grad()
+def log_validation(net: ClickNet, n_clips: int = 12) -> dict:
+    """Benchmark protocol on held-out world seeds through the real offline engine (call
+    ``recalibrate_bn`` first)."""
+    from .offline import OfflineSegmenter
+    net.eval()
+    seg = OfflineSegmenter(net=net)
+    out = {}
+    for size in (128, 512):
+        res = []
+        world = World(90_000 + size)
+        for i in range(n_clips):
+            clip = world.clip(i, n_characters=(2, 5), size=size, frames=4)
+            seg.set_image(clip.frames[2])
+            res += [click_session(seg, m, 3) for m in clip.masks[2] if m.any()]
+        out[size] = np.mean(res, 0).round(4).tolist()
+    net.train()
+    return out
+
+
+def main(args) -> None:
+    torch.set_num_threads(args.num_threads)
+    cv2.setNumThreads(1)
+    torch.manual_seed(args.seed)
+    from ..train import checkpoint
+    out = Path(args.output_dir)
+    cfg = ClickNetConfig()
+    net = ClickNet(cfg)
+    if args.export:
+        folder = checkpoint.resolve(out, "latest")
+        if folder is None:
+            raise SystemExit(f"--export: no checkpoint under {out}/checkpoints to export")
+        state = checkpoint.load(folder, {"net": net})
+        recalibrate_bn(net, args, cfg)
+        save_clicknet(net, args.export, {"step": state["step"], "validation": state.get("validation", {}),
+                                         "train_config": state.get("config", {})})
+        print(f"exported {folder} → {args.export}")
+        return
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    step = 0
+    config = {k: v for k, v in vars(args).items() if k in DEFAULTS}
+    config["net"] = asdict(cfg)
+    resume = checkpoint.resolve(out, args.resume_from_checkpoint)
+    if resume is not None:
+        step = checkpoint.load(resume, {"net": net}, opt)["step"]
+        print(f"resumed from {resume} at step {step}")
+    pool = FramePool(args.seed * 7919 + step, args.pool_frames, args.render_sizes, args.render_probs)
+    rng = np.random.default_rng([args.seed, step])
+    net.train()
+    t0, ema = time.time(), None
+    validation = {}
+    while step < args.max_steps:
+        for g in opt.param_groups:
+            g["lr"] = get_lr(step, args)
+        pool.refresh(2)
+        imgs, gts, prevs, clicks = make_batch(pool, rng, args, cfg)
+        imgs_t = to_tensor_images(imgs)
+        n_rounds = int(rng.integers(0, args.max_sim_clicks + 1))
+        if n_rounds:
+            with torch.no_grad():
+                feats = net.encoder(imgs_t)
+            simulate_clicks(net, feats, imgs_t, gts, prevs, clicks, n_rounds, cfg)
+        logits = upsample_logits(net(imgs_t, prompts(clicks, prevs, cfg)), cfg.size)
+        target = torch.from_numpy(np.stack(gts)).float()[:, None]
+        loss = loss_fn(logits, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        if step % 50 == 0:
+            print(f"step {step} loss {ema:.4f} lr {get_lr(step, args):.2e} {(time.time() - t0) / 50:.2f}s/step",
+                  flush=True)
+            t0 = time.time()
+        if args.validation_clips > 0 and (step % args.validation_steps == 0 or step == args.max_steps):
+            recalibrate_bn(net, args, cfg)
+            validation = log_validation(net, args.validation_clips)
+            net.train()
+            print(f"step {step} validation mIoU@1..3: {json.dumps(validation)}", flush=True)
+        if step % args.checkpointing_steps == 0 or step == args.max_steps:
+            checkpoint.save(out, step, {"net": net}, opt, {"config": config, "validation": validation})
+
+
+if __name__ == "__main__":
+    main(parse_args())

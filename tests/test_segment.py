@@ -1,0 +1,350 @@
+"""Click segmentation without SAM2 weights: input checking, the offline engine on world frames, refinement,
+video propagation, the GrabCut last resort, missing-weights fallback and cut-outs."""
+
+import io
+import struct
+import tracemalloc
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.segment import Segmenter, WeightsNotFound, cutout
+from pipelines.segment.inputs import MAX_PIXELS, as_rgb_uint8
+from pipelines.segment.protocol import click_session, first_click, iou
+
+
+@pytest.fixture(scope="module")
+def seg():
+    s = Segmenter(backend="fallback", device="cpu")
+    assert s.engine == "clicknet", s.status           # the shipped weights must load
+    return s
+
+
+@pytest.fixture(scope="module")
+def frames(world):
+    """Two crowded world frames per style at 128 and one per style at 512 (both styles, 3–5 characters)."""
+    out = []
+    for size, per_style in ((128, 2), (512, 1)):
+        found = {"cartoon": 0, "live-action": 0}
+        i = 0
+        while min(found.values()) < per_style:
+            clip = world.clip(500 + i, n_characters=(3, 5), size=size, frames=3)
+            i += 1
+            if found[clip.scene_style] < per_style:
+                found[clip.scene_style] += 1
+                out.append((clip.frames[1], clip.masks[1], clip.scene_style, size))
+    return out
+
+
+# ---- the offline engine on the embedded world ----------------------------------------------------------
+def test_fallback_iou_on_world_frames(seg, frames):
+    res = {}
+    for img, masks, style, size in frames:
+        seg.set_image(img)
+        for m in masks:
+            if m.sum() >= 20:
+                res.setdefault((style, size), []).append(click_session(seg, m, 3))
+    allv = np.concatenate([np.array(v) for v in res.values()])
+    assert len(allv) >= 15
+    one, three = allv[:, 0].mean(), allv[:, 2].mean()
+    # the shipped weights do NOT reach the issue's 0.90 / 0.95 (docs/SEGMENTATION.md has the benchmark);
+    # these floors are what they support on this sample, so a regression still fails
+    assert one >= 0.62, {k: np.mean(v, 0).round(3).tolist() for k, v in res.items()}
+    assert three >= 0.72, {k: np.mean(v, 0).round(3).tolist() for k, v in res.items()}
+    assert three >= one
+    for v in res.values():                               # both styles, both sizes work
+        assert np.mean(v, 0)[2] >= 0.55
+
+
+def test_predict_shapes_multimask_and_several_objects(seg, frames):
+    img, masks, _, _ = frames[0]
+    H, W = masks.shape[1:]
+    seg.set_image(img)
+    objects = [m for m in masks if m.sum() > 50][:2]
+    preds = []
+    for m in objects:                                    # one predict per object, each with its own clicks
+        x, y, _ = first_click(m)
+        ms, scores, low = seg.predict(points=[(x, y)], labels=[1])
+        assert ms.shape == (1, H, W) and ms.dtype == bool
+        assert scores.shape == (1,) and scores.dtype == np.float32 and 0 <= scores[0] <= 1
+        assert low.shape == (1, 256, 256) and low.dtype == np.float32
+        preds.append(ms[0])
+        ms3, scores3, low3 = seg.predict(points=[(x, y)], labels=[1], multimask=True)
+        assert ms3.shape == (3, H, W) and scores3.shape == (3,) and low3.shape == (3, 256, 256)
+        assert ms3[0].sum() >= ms3[1].sum() >= ms3[2].sum()        # looser → tighter
+    assert iou(preds[0], preds[1]) < 0.2                 # different clicks, different characters
+
+
+def test_negative_click_and_mask_input_refine(seg, frames):
+    img, masks, _, _ = frames[1]
+    seg.set_image(img)
+    m = max(masks, key=lambda a: a.sum())
+    x, y, _ = first_click(m)
+    # a deliberately bad start: the whole image claimed as the object
+    everything = np.full((1, 256, 256), 10.0, np.float32)
+    bad, _, _ = seg.predict(points=[(x, y)], labels=[1], mask_input=everything)
+    ok, _, low = seg.predict(points=[(x, y)], labels=[1])
+    other = next(o for o in masks if o.sum() > 50 and not (o & m).any())
+    ox, oy, _ = first_click(other)
+    spilled = ok[0] | other                              # pretend the first answer spilled onto a neighbour
+    spill_logits = np.where(_to256(spilled), 8.0, -8.0).astype(np.float32)[None]
+    fixed, _, _ = seg.predict(points=[(x, y), (ox, oy)], labels=[1, 0], mask_input=spill_logits)
+    assert (fixed[0] & other).sum() < 0.2 * other.sum()  # the negative click removed the neighbour
+    assert iou(fixed[0], m) > 0.6
+    assert bad[0].sum() >= ok[0].sum()                   # mask_input is listened to
+
+
+def _to256(mask):
+    import cv2
+    return cv2.resize(mask.astype(np.float32), (256, 256), interpolation=cv2.INTER_AREA) > 0.5
+
+
+def test_box_prompt_stays_inside_the_box(seg, frames):
+    img, masks, _, _ = frames[2]
+    seg.set_image(img)
+    m = max(masks, key=lambda a: a.sum())
+    ys, xs = np.nonzero(m)
+    box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    ms, _, _ = seg.predict(box=box)
+    inside = np.zeros_like(m)
+    inside[box[1]:box[3], box[0]:box[2]] = True
+    assert not (ms[0] & ~inside).any()
+    assert ms[0].any()
+
+
+def test_propagate_follows_characters_through_a_world_clip(seg, world):
+    clip = world.clip(31, n_characters=3, motion="walk", size=128, frames=8)
+    tracks = seg.propagate(clip.frames, 3, clip.masks[3])
+    assert tracks.shape == clip.masks.shape and tracks.dtype == bool
+    assert (tracks[3] == clip.masks[3]).all()
+    assert tracks.sum(1).max() <= 1                       # objects never overlap
+    ious = [iou(tracks[f, k], clip.masks[f, k]) for f in range(8) for k in range(3) if clip.masks[f, k].sum() > 20]
+    assert np.mean(ious) >= 0.65                          # 0.73 with the shipped weights (the issue sets no bar)
+    assert not seg.is_image_set                           # propagate leaves no image behind
+    with pytest.raises(ValueError, match="frame_index"):
+        seg.propagate(clip.frames, 8, clip.masks[0])
+    with pytest.raises(ValueError, match="masks"):
+        seg.propagate(clip.frames, 0, clip.masks[0][:, :64])
+
+
+# ---- bad inputs ------------------------------------------------------------------------------------------
+def test_predict_before_set_image_says_what_to_do():
+    s = Segmenter(backend="fallback")
+    with pytest.raises(RuntimeError, match=r"set_image"):
+        s.predict(points=[(1, 1)], labels=[1])
+    s.set_image(np.zeros((8, 8, 3), np.uint8))
+    s.reset()
+    with pytest.raises(RuntimeError, match=r"set_image"):
+        s.predict(points=[(1, 1)], labels=[1])
+
+
+def test_bad_prompts_name_the_argument(seg):
+    seg.set_image(np.zeros((40, 60, 3), np.uint8))
+    with pytest.raises(ValueError, match="no clicks and no box"):
+        seg.predict()
+    with pytest.raises(ValueError, match=r"points: \(60, 5\) is outside the 60×40 image"):
+        seg.predict(points=[(60, 5)], labels=[1])
+    with pytest.raises(ValueError, match="points"):
+        seg.predict(points=[(-1, 5)], labels=[1])
+    with pytest.raises(ValueError, match="labels: 1 labels for 2 points"):
+        seg.predict(points=[(1, 1), (2, 2)], labels=[1])
+    with pytest.raises(ValueError, match="labels: missing"):
+        seg.predict(points=[(1, 1)])
+    with pytest.raises(ValueError, match="labels"):
+        seg.predict(points=[(1, 1)], labels=[2])
+    with pytest.raises(ValueError, match="every click is negative"):
+        seg.predict(points=[(1, 1)], labels=[0])
+    with pytest.raises(ValueError, match="mask_input"):
+        seg.predict(points=[(1, 1)], labels=[1], mask_input=np.zeros((1, 64, 64)))
+    with pytest.raises(ValueError, match="box"):
+        seg.predict(box=(10, 10, 5, 20))
+
+
+def test_images_of_every_kind_are_accepted(seg):
+    rgb = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    gray = rgb[..., 0]
+    assert (as_rgb_uint8(gray) == gray[..., None]).all() and as_rgb_uint8(gray).shape == (24, 32, 3)
+    assert as_rgb_uint8(gray[..., None]).shape == (24, 32, 3)
+    wide = rgb.astype(np.uint16) * 257                     # 16-bit with the same content
+    assert (as_rgb_uint8(wide) == rgb).all()
+    assert np.abs(as_rgb_uint8(rgb / 255.0).astype(int) - rgb).max() <= 1
+    rgba = np.dstack([rgb, np.full((24, 32), 255, np.uint8)])
+    rgba[0, 0, 3] = 0                                      # transparent pixels are shown on white
+    out = as_rgb_uint8(rgba)
+    assert (out[1:] == rgb[1:]).all() and (out[0, 0] == 255).all()
+    assert (as_rgb_uint8(Image.fromarray(rgb)) == rgb).all()
+    assert (as_rgb_uint8(Image.fromarray(rgba, "RGBA"))[0, 0] == 255).all()
+    assert (as_rgb_uint8(Image.fromarray(gray)) == gray[..., None]).all()
+    pil16 = Image.fromarray(gray.astype(np.uint16) * 257)
+    assert (as_rgb_uint8(pil16) == gray[..., None]).all()
+    for img in (gray, wide, rgba, Image.fromarray(rgba, "RGBA"), pil16):
+        seg.set_image(img)
+        ms, _, _ = seg.predict(points=[(5, 5)], labels=[1])
+        assert ms.shape == (1, 24, 32)
+    with pytest.raises(ValueError, match="channels"):
+        as_rgb_uint8(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        as_rgb_uint8(np.full((4, 4), 3.0))
+    with pytest.raises(ValueError, match="image: expected"):
+        seg.set_image("picture.png")
+
+
+def test_empty_image_is_refused(seg):
+    for empty in (np.zeros((0, 10, 3), np.uint8), np.zeros((10, 0), np.uint8)):
+        with pytest.raises(ValueError, match="empty"):
+            seg.set_image(empty)
+
+
+def test_huge_images_are_refused_before_anything_is_allocated(seg):
+    side = int(np.sqrt(MAX_PIXELS)) + 100
+    virtual = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (side, side, 3))   # 40+ MP, no memory behind it
+    tracemalloc.start()
+    with pytest.raises(ValueError, match="megapixels"):
+        seg.set_image(virtual)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5_000_000
+    # a PNG that claims 8000×6000 pixels: PIL reads the size from the header, nothing is decoded
+    with pytest.raises(ValueError, match=r"8000×6000 is 48.0 megapixels"):
+        seg.set_image(Image.open(io.BytesIO(_png_claiming(8000, 6000))))
+
+
+def _png_claiming(w, h):
+    buf = io.BytesIO()
+    Image.new("L", (4, 4)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = data[12:29]                                   # chunk type + 13 data bytes
+    ihdr[4:12] = struct.pack(">II", w, h)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    return bytes(data)
+
+
+# ---- weights -----------------------------------------------------------------------------------------------
+def test_missing_sam2_weights_fall_back_with_a_status_naming_repo_and_file(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    s = Segmenter(backend="auto", model="facebook/sam2.1-hiera-tiny")
+    assert s.backend == "fallback"
+    assert "facebook/sam2.1-hiera-tiny" in s.status and "sam2.1_hiera_tiny.pt" in s.status
+    assert "HF_HUB_OFFLINE=1" in s.status and "offline click segmenter" in s.status
+    with pytest.raises(WeightsNotFound, match=r"facebook/sam2.1-hiera-large \(sam2.1_hiera_large.pt\)"):
+        Segmenter(backend="sam2", model="facebook/sam2.1-hiera-large")
+    with pytest.raises(WeightsNotFound, match="no checkpoint file"):
+        Segmenter(backend="sam2", model=str(tmp_path / "sam2.1_hiera_tiny.pt"))
+    with pytest.raises(ValueError, match="neither a SAM2 checkpoint id"):
+        Segmenter(model="facebook/sam3")
+    with pytest.raises(ValueError, match="backend"):
+        Segmenter(backend="gpu")
+
+
+def test_grabcut_is_the_last_resort_when_clicknet_weights_are_missing(tmp_path, monkeypatch, frames):
+    monkeypatch.setenv("CROSSOVER_ASSETS", str(tmp_path))
+    s = Segmenter(backend="fallback")
+    assert s.backend == "fallback" and s.engine == "grabcut"
+    assert "GrabCut" in s.status and "clicknet.safetensors" in s.status
+    img, masks, _, _ = frames[0]
+    s.set_image(img)
+    ious = []
+    for m in masks:
+        if m.sum() < 20:
+            continue
+        x, y, _ = first_click(m)
+        ms, scores, low = s.predict(points=[(x, y)], labels=[1], multimask=True)
+        assert ms.shape == (3,) + m.shape and scores.shape == (3,) and low.shape == (3, 256, 256)
+        assert ms[:, y, x].all()                           # every hypothesis holds the click
+        single, _, _ = s.predict(points=[(x, y)], labels=[1])
+        ious.append(iou(single[0], m))
+    assert np.mean(ious) > 0.2          # weak, as docs/SEGMENTATION.md says (0.37 at 128 px), but working
+
+
+def test_unreadable_clicknet_weights_give_a_clear_error(tmp_path):
+    from pipelines.segment.clicknet import load_clicknet
+    bad = tmp_path / "clicknet.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(Exception, match="clicknet.safetensors"):
+        load_clicknet(bad)
+
+
+# ---- cut-outs ----------------------------------------------------------------------------------------------
+def test_cutout_round_trip_alpha_matches_the_mask(world):
+    img, mask = world.portrait(world_character(), 192)
+    rgba = cutout(img, mask)
+    ys, xs = np.nonzero(mask)
+    margin = max(2, round(0.03 * max(np.ptp(ys) + 1, np.ptp(xs) + 1)))
+    y0, x0 = max(0, ys.min() - margin), max(0, xs.min() - margin)
+    crop = mask[y0:y0 + rgba.shape[0], x0:x0 + rgba.shape[1]]
+    assert rgba.dtype == np.uint8 and rgba.shape[2] == 4
+    assert rgba.shape[:2] == (min(192, ys.max() + 1 + margin) - y0, min(192, xs.max() + 1 + margin) - x0)
+    assert ((rgba[..., 3] >= 128) == crop).all()        # alpha ≥ ½ exactly on the mask
+    assert (rgba[..., 3][_interior(crop)] == 255).all()  # solid inside …
+    assert (rgba[..., 3][_interior(~crop)] == 0).all()   # … clear outside, soft only along the border
+    edge = rgba[..., 3][(rgba[..., 3] > 0) & (rgba[..., 3] < 255)]
+    assert edge.size > 0                                  # anti-aliased, not a hard cut
+    with pytest.raises(ValueError, match="empty"):
+        cutout(img, np.zeros_like(mask))
+    with pytest.raises(ValueError, match="does not match"):
+        cutout(img, mask[:10])
+
+
+def world_character():
+    from pipelines.world import NAMED
+    return NAMED[0]
+
+
+def _interior(m):
+    import cv2
+    return cv2.erode(m.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+
+
+def test_cutout_removes_the_background_fringe():
+    # a red disc drawn anti-aliased on green: its edge pixels are red-green mixes
+    import cv2
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[:] = (0, 200, 0)
+    cv2.circle(img, (32 * 16, 32 * 16), 16 * 16, (220, 0, 0), -1, cv2.LINE_AA, 4)   # sub-pixel: 4 fraction bits
+    mask = np.zeros((64, 64), np.uint8)
+    cv2.circle(mask, (32, 32), 16, 1, -1)
+    mask = mask.astype(bool)
+    rgba = cutout(img, mask, margin=2)
+    y0, x0 = np.nonzero(mask)[0].min() - 2, np.nonzero(mask)[1].min() - 2
+    src = img[y0:y0 + rgba.shape[0], x0:x0 + rgba.shape[1]].astype(int)
+    edge = (rgba[..., 3] >= 128) & (src[..., 1] > 20)     # mask pixels carrying some green
+    assert edge.any()
+    assert rgba[..., 1][edge].astype(int).mean() < 0.5 * src[..., 1][edge].mean()
+    soft = (rgba[..., 3] > 10) & (rgba[..., 3] < 245)
+    assert soft.sum() >= 20                                # the edge alpha follows the drawn anti-aliasing
+
+
+# ---- training ----------------------------------------------------------------------------------------------
+def test_training_script_trains_resumes_and_exports(tmp_path):
+    import cv2
+    import torch
+
+    from pipelines.segment import train
+    from pipelines.segment.clicknet import load_clicknet
+    from pipelines.train import checkpoint
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    common = ["--output_dir", str(tmp_path / "run"), "--batch_size", "2", "--pool_frames", "3", "--render_sizes", "128",
+              "--render_probs", "1", "--validation_clips", "1", "--bn_batches", "1", "--checkpointing_steps", "2",
+              "--warmup_steps", "1", "--max_sim_clicks", "1"]
+    try:
+        train.main(train.parse_args(common + ["--max_steps", "2"]))
+        state = checkpoint.load(checkpoint.resolve(tmp_path / "run", "latest"), {"net": train.ClickNet()})
+        assert state["step"] == 2 and set(state["validation"]) == {"128", "512"}
+        assert state["config"]["batch_size"] == 2 and state["config"]["net"]["size"] == 256
+        train.main(train.parse_args(common + ["--max_steps", "3", "--resume_from_checkpoint", "latest",
+                                              "--validation_clips", "0"]))
+        assert checkpoint.resolve(tmp_path / "run", "latest").name == "step_00000003"
+        out = tmp_path / "clicknet.safetensors"
+        train.main(train.parse_args(common + ["--export", str(out)]))
+    finally:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
+    net = load_clicknet(out)
+    with torch.no_grad():
+        logits = net(torch.rand(1, 3, 256, 256), torch.zeros(1, 3, 256, 256))
+    assert logits.shape == (1, 1, 128, 128) and torch.isfinite(logits).all()
