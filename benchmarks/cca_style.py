@@ -58,7 +58,11 @@ def fine_tune(init: Path, share: float, steps: int, out: Path, *, seed: int = 0,
     meta = run / "final" / "training.json"
     if meta.is_file():
         done = json.loads(meta.read_text())["config"]
-        if all(done.get(k) == v for k, v in cfg.to_dict().items() if k not in ("output_dir", "threads")):
+        # bookkeeping fields do not change the model: a run of the same recipe made elsewhere (e.g. the
+        # img-full run of scripts/train_embedded.sh, linked here) is the same fine-tune
+        bookkeeping = ("output_dir", "threads", "num_workers", "checkpointing_steps", "checkpoints_total_limit",
+                       "validation_steps", "log_steps")
+        if all(done.get(k) == v for k, v in cfg.to_dict().items() if k not in bookkeeping):
             log(f"CCA share {share:g}: reusing the finished fine-tune in {run / 'final'}")
             return run / "final", cca_samples()
         raise ValueError(f"--out: {run} holds a fine-tune with other settings; give another --out or remove it")
