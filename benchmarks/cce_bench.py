@@ -56,9 +56,11 @@ def bench_retrieval(pipe) -> dict:
 def _new_character():
     from pipelines.world import World
     from pipelines.world.characters import sample_character
+    from pipelines.world.shows import VARIANTS
     spec = sample_character(np.random.default_rng(2024), "live-action", show="harbor-lane")
     world = World(17)
-    pairs = [world.portrait(spec, 256, facing=f, variant=v) for v, f in enumerate((0.0, 0.3, -0.3, 0.15, -0.15))]
+    pairs = [world.portrait(spec, 256, facing=f, variant=v % VARIANTS)
+             for v, f in enumerate((0.0, 0.3, -0.3, 0.15, -0.15))]
     return spec, pairs
 
 

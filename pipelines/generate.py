@@ -35,7 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="output .mp4 path")
     p.add_argument("--model", default=None, help="saved MixPipeline folder (default: assets/models/tiny, …)")
     p.add_argument("--motion-model", default="auto",
-                   help="text mode's motion model folder for {\"text\": …} motions (default: assets/models/motion)")
+                   help="text mode's motion model folder for {\"text\": …} motions (default: assets/models/motion; "
+                        "'none': no motion model)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the scene's sampler)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the scene's)")
     p.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="sampler (default: the scene's)")
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .mix import ModelNotFoundError, export_to_gif, export_to_video, load_pipeline, side_by_side
     try:
-        pipe = load_pipeline(args.model, motion_model=args.motion_model)
+        pipe = load_pipeline(args.model, motion_model=None if args.motion_model == "none" else args.motion_model)
     except (ModelNotFoundError, FileNotFoundError) as e:
         print(str(e), file=sys.stderr)
         return 1

@@ -19,7 +19,7 @@ BENCH_LIMIT=${BENCH_LIMIT:-20}
 BENCH_STEPS=${BENCH_STEPS:-10}
 STAGE=${STAGE:-vae}
 common=(--threads "$THREADS" --num_workers 1 --resume_from_checkpoint latest)
-order=(vae generator img temporal ship results)
+order=(vae generator img temporal ship results cca cce)
 run_from() { local s; for s in "${order[@]}"; do [[ $s == "$STAGE" ]] && return 0; [[ $s == "$1" ]] && return 1; done; return 0; }
 
 if run_from vae; then
@@ -58,4 +58,17 @@ fi
 if run_from results; then
   # 6. docs/RESULTS.md: the five variants on ICE-mini
   $PY benchmarks/results.py --runs "$RUNS" --limit "$BENCH_LIMIT" --steps "$BENCH_STEPS"
+fi
+if run_from cca; then
+  # 7. style delusion with vs without CCA: the Full fine-tune above (CCA share 0.1) against the same fine-tune
+  #    with share 0 (same seed, steps and data stream) → docs/cca_style.md
+  mkdir -p "$RUNS/cca_style" && ln -sfn "$(realpath "$RUNS/img-full")" "$RUNS/cca_style/cca-0.1"
+  $PY -m benchmarks.cca_style --init "$RUNS/generator-export" --steps "$IMG_STEPS" --mixed_precision bf16 \
+      --out "$RUNS/cca_style" --table docs/cca_style.md --limit "$BENCH_LIMIT" --sampler_steps "$BENCH_STEPS"
+fi
+if run_from cce && [[ ${CCE_STEPS:-0} -gt 0 ]]; then
+  # 8. the library's CCE tokens, learned for the shipped generator (tokens are tied to it)
+  $PY -m pipelines.train cce --init assets/models/tiny --motion_model assets/models/motion --output_dir "$RUNS/cce" \
+      --max_steps "$CCE_STEPS" --threads "$THREADS" --resume_from_checkpoint latest
+  $PY -m pipelines.train export --run "$RUNS/cce" --out assets/characters
 fi

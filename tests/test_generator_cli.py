@@ -79,7 +79,8 @@ def test_module_entry_point_exit_code(tmp_path):
 
 def test_text_motion_without_a_motion_model_exits_2(tmp_path, model_dir, capsys):
     scene = write_scene(tmp_path, motion={"text": "they wave"})
-    assert main([str(scene), "--out", str(tmp_path / "x.mp4"), "--model", str(model_dir), "--quiet"]) == 2
+    assert main([str(scene), "--out", str(tmp_path / "x.mp4"), "--model", str(model_dir), "--motion-model", "none",
+                 "--quiet"]) == 2
     assert "motion.text" in capsys.readouterr().err
 
 

@@ -102,16 +102,22 @@ def _to256(mask):
 
 
 def test_box_prompt_stays_inside_the_box(seg, frames):
-    img, masks, _, _ = frames[2]
-    seg.set_image(img)
-    m = max(masks, key=lambda a: a.sum())
-    ys, xs = np.nonzero(m)
-    box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
-    ms, _, _ = seg.predict(box=box)
-    inside = np.zeros_like(m)
-    inside[box[1]:box[3], box[0]:box[2]] = True
-    assert not (ms[0] & ~inside).any()
-    assert ms[0].any()
+    ious = []
+    for img, masks, _, size in frames[:2]:
+        seg.set_image(img)
+        for m in masks:
+            if m.sum() < 20:
+                continue
+            ys, xs = np.nonzero(m)
+            box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            ms, _, _ = seg.predict(box=box)
+            inside = np.zeros_like(m)
+            inside[box[1]:box[3], box[0]:box[2]] = True
+            assert not (ms[0] & ~inside).any()
+            ious.append(iou(ms[0], m))
+    # box-only is weak for a half-hidden character (its box also holds the occluder): 0.69 mean on these
+    # frames, > 0.8 where the character is in the open; a click inside it fixes the ambiguity
+    assert len(ious) >= 6 and np.mean(ious) >= 0.6 and np.median(ious) >= 0.75, np.round(ious, 3)
 
 
 def test_propagate_follows_characters_through_a_world_clip(seg, world):

@@ -30,6 +30,9 @@ from .inputs import LOW_RES
 
 ZOOM_MARGIN = 0.4          # crop = bounding box of the first result grown by 40 % on each side …
 ZOOM_MIN_FRACTION = 0.12   # … but at least 12 % of the image side, so a click on a tiny part still has context
+# where a box-only prompt tries its positive click (fractions of the box): centre, then up and down the
+# middle (head, legs of a standing character) and left and right of it
+BOX_SEEDS = ((0.5, 0.5), (0.5, 0.3), (0.5, 0.7), (0.35, 0.5), (0.65, 0.5))
 REFINE_PASSES = 0          # extra zoom-decoder passes fed with their own answer
 
 
@@ -86,11 +89,10 @@ class OfflineSegmenter:
     def logits(self, points: np.ndarray, labels: np.ndarray, box: np.ndarray | None = None,
                mask_input: np.ndarray | None = None) -> np.ndarray:
         """Full-resolution mask logits (H, W) float32 for one object's prompts."""
+        if box is not None and not (labels == 1).any():
+            return self._box_logits(points.reshape(-1, 2), labels, box, mask_input)
         img = self._image
         H, W = img.shape[:2]
-        if box is not None and not (labels == 1).any():  # a box without a positive click: its centre is one
-            points = np.vstack([points.reshape(-1, 2), [[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]]])
-            labels = np.append(labels, 1)
         prev_full = None
         if mask_input is not None:
             prev_full = cv2.resize(mask_input[0].astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
@@ -115,6 +117,22 @@ class OfflineSegmenter:
             if box is not None:
                 full = _outside_box(full, box)
         return full.astype(np.float32)
+
+    def _box_logits(self, points, labels, box, mask_input) -> np.ndarray:
+        """A box without a positive click. The network only knows clicks, and the box centre is often not on
+        the object (a character half hidden behind another, arms spread), so try a positive click at a few
+        places inside the box and keep the answer whose own bounding box fits the given box best — an
+        object fills its box by definition. Costs one click per candidate (box prompts are rare)."""
+        x0, y0, x1, y1 = (float(v) for v in box)
+        w, h = x1 - x0, y1 - y0
+        cands = [(x0 + fx * w, y0 + fy * h) for fx, fy in BOX_SEEDS]
+        best, best_fit = None, -1.0
+        for c in cands:
+            full = self.logits(np.vstack([points, [c]]), np.append(labels, 1), box, mask_input)
+            fit = _box_iou(full > 0, (x0, y0, x1, y1))
+            if fit > best_fit:
+                best, best_fit = full, fit
+        return best
 
     def _decode(self, feats, view_box, points, labels, prev_full) -> np.ndarray:
         """Decoder logits (S/2, S/2) for the prompts mapped into ``view_box``, upsampled to (S, S)."""
@@ -167,6 +185,19 @@ def resample(a: np.ndarray, box, size: int | None, out_hw: tuple[int, int] | Non
     M = np.array([[sx, 0, x0 + 0.5 * sx - 0.5], [0, sy, y0 + 0.5 * sy - 0.5]], np.float32)
     return cv2.warpAffine(a, M, (ow, oh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_CONSTANT)
+
+
+def _box_iou(mask: np.ndarray, box) -> float:
+    """IoU of ``mask``'s bounding box with ``box`` (x0, y0, x1, y1); 0 for an empty mask."""
+    ys, xs = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if len(xs) == 0:
+        return 0.0
+    mx0, my0, mx1, my1 = xs[0], ys[0], xs[-1] + 1, ys[-1] + 1
+    iw = max(0.0, min(mx1, box[2]) - max(mx0, box[0]))
+    ih = max(0.0, min(my1, box[3]) - max(my0, box[1]))
+    inter = iw * ih
+    union = (mx1 - mx0) * (my1 - my0) + (box[2] - box[0]) * (box[3] - box[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 def _outside_box(logits: np.ndarray, box) -> np.ndarray:

@@ -130,8 +130,9 @@ def build_cce(cfg: TrainConfig):
     encoder = CharacterEncoder(context_dim=enc.config.context_dim, tokens_per_slot=enc.config.tokens_per_slot,
                                behaviour_dim=motion.config.behaviour_dim)
     table = CCETable([c.id for c in library], identity, behaviour, encoder)
-    parts = StageModels(**{k: v for k, v in pipe.components.items() if isinstance(v, nn.Module)},
-                        motion_model=motion, cce=table)
+    # the stage's frozen motion model is --motion_model, not the one load_pipeline may have attached
+    frozen = {k: v for k, v in pipe.components.items() if isinstance(v, nn.Module) and k != "motion_model"}
+    parts = StageModels(**frozen, motion_model=motion, cce=table)
     parts.__dict__["pipeline"] = pipe
     parts.__dict__["library"] = library
     return parts

@@ -56,10 +56,17 @@ class WorldSampler:
         self.world = World(seed, size=cfg.size, frames=cfg.clip_frames, fps=cfg.fps,
                            named_fraction=cfg.named_fraction)
 
+    def _draw_cca(self, rng: np.random.Generator) -> bool:
+        return bool(rng.random() < self.cfg.mix)
+
+    def is_cca(self, index: int) -> bool:
+        """Whether ``sampler[index]`` is a CCA composite (known without rendering it)."""
+        return self._draw_cca(self.world.rng(index, stream=7))
+
     def __getitem__(self, index: int) -> dict:
         cfg = self.cfg
         rng = self.world.rng(index, stream=7)
-        mix = bool(rng.random() < cfg.mix)            # Cross-Character Augmentation (cca.py)
+        mix = self._draw_cca(rng)                     # Cross-Character Augmentation (cca.py)
 
         def make_plan(i):
             return cca.cca_plan(self.world, i, cfg.characters) if mix else \
