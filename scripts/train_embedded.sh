@@ -12,8 +12,8 @@ PY=${PY:-.venv/bin/python}
 RUNS=${RUNS:-runs}
 THREADS=${THREADS:-1}
 VAE_STEPS=${VAE_STEPS:-1000}
-GEN_STEPS=${GEN_STEPS:-1000}
-IMG_STEPS=${IMG_STEPS:-150}
+GEN_STEPS=${GEN_STEPS:-2300}
+IMG_STEPS=${IMG_STEPS:-100}
 TEMPORAL_STEPS=${TEMPORAL_STEPS:-0}
 BENCH_LIMIT=${BENCH_LIMIT:-20}
 BENCH_STEPS=${BENCH_STEPS:-10}
@@ -63,12 +63,12 @@ if run_from cca; then
   # 7. style delusion with vs without CCA: the Full fine-tune above (CCA share 0.1) against the same fine-tune
   #    with share 0 (same seed, steps and data stream) → docs/cca_style.md
   mkdir -p "$RUNS/cca_style" && ln -sfn "$(realpath "$RUNS/img-full")" "$RUNS/cca_style/cca-0.1"
-  $PY -m benchmarks.cca_style --init "$RUNS/generator-export" --steps "$IMG_STEPS" --mixed_precision bf16 \
-      --out "$RUNS/cca_style" --table docs/cca_style.md --limit "$BENCH_LIMIT" --sampler_steps "$BENCH_STEPS"
+  $PY -m benchmarks.cca_style --init "$RUNS/generator-export" --steps "$IMG_STEPS" --mixed_precision bf16 --mode plain \
+      --out "$RUNS/cca_style" --table docs/cca_style.md --limit "${CCA_LIMIT:-12}" --sampler_steps "$BENCH_STEPS"
 fi
-if run_from cce && [[ ${CCE_STEPS:-0} -gt 0 ]]; then
+if run_from cce; then
   # 8. the library's CCE tokens, learned for the shipped generator (tokens are tied to it)
   $PY -m pipelines.train cce --init assets/models/tiny --motion_model assets/models/motion --output_dir "$RUNS/cce" \
-      --max_steps "$CCE_STEPS" --threads "$THREADS" --resume_from_checkpoint latest
+      --max_steps "${CCE_STEPS:-300}" --threads "$THREADS" --resume_from_checkpoint latest
   $PY -m pipelines.train export --run "$RUNS/cce" --out assets/characters
 fi
