@@ -67,7 +67,8 @@ if run_from cca; then
       --out "$RUNS/cca_style" --table docs/cca_style.md --limit "${CCA_LIMIT:-12}" --sampler_steps "$BENCH_STEPS"
 fi
 if run_from cce; then
-  # 8. the library's CCE tokens, learned for the shipped generator (tokens are tied to it)
+  # 8. the library's CCE tokens, learned for the shipped generator (tokens are tied to it). Not shipped today:
+  #    they did not beat the reference images on the retrieval check (docs/CCE.md §7)
   $PY -m pipelines.train cce --init assets/models/tiny --motion_model assets/models/motion --output_dir "$RUNS/cce" \
       --max_steps "${CCE_STEPS:-300}" --threads "$THREADS" --resume_from_checkpoint latest
   $PY -m pipelines.train export --run "$RUNS/cce" --out assets/characters
