@@ -160,3 +160,26 @@ def test_learn_character_fits_writes_a_library_entry_and_reports_progress(tmp_pa
         learn_character(pairs[0][0], pairs[0][1], "[Kane]", "cartoon", library_dir=tmp_path, pipe=pipe)
     with pytest.raises(ValueError, match="unknown style"):
         learn_character(pairs[0][0], pairs[0][1], "Kane", "anime", library_dir=tmp_path, pipe=pipe)
+
+
+def test_a_saved_encoder_for_another_generator_falls_back_to_the_prior(new_character, monkeypatch):
+    """A character encoder exported for one generator (e.g. assets/models/cce of the shipped model) must not
+    break instant embedding with another generator: the character gets the motion model's prior, and the
+    provenance says why. An encoder passed explicitly still has to fit."""
+    import pipelines.cce.learn as learn
+    from pipelines.mix import MixPipeline
+    from pipelines.models.cce import CharacterEncoder
+    from pipelines.models.motion import MOTION_TEST, MotionModel
+    spec, pairs = new_character
+    pipe = MixPipeline(**make_components())
+    motion = MotionModel(**MOTION_TEST)
+    other = CharacterEncoder(context_dim=pipe.context_encoder.config.context_dim * 2, tokens_per_slot=4,
+                             behaviour_dim=motion.config.behaviour_dim)
+    import pipelines.models.cce as cce_models
+    monkeypatch.setattr(cce_models, "load_character_encoder", lambda *a, **k: other)
+    emb = learn.embed_character([p[0] for p in pairs], [p[1] for p in pairs], pipe=pipe, motion_model=motion)
+    assert emb.provenance["sources"]["behaviour"] == "motion model prior"
+    assert "another generator" in emb.provenance["sources"]["encoder_skipped"]
+    assert torch.allclose(emb.behaviour, motion.behaviour_prior.detach())
+    with pytest.raises(ValueError, match="another generator"):
+        learn.embed_character(pairs[0][0], pairs[0][1], pipe=pipe, motion_model=motion, encoder=other)

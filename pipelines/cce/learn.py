@@ -109,7 +109,14 @@ def embed_character(images, masks, *, name: str = "", style: str = "cartoon", pi
             behaviour = motion_model.encode_behaviour(torch.from_numpy(frames)[None], torch.from_numpy(spectra)[None])[0]
         sources["motion_frames"] = int(kp.shape[0])
     else:
-        encoder = encoder if encoder is not None else load_character_encoder()
+        if encoder is None:
+            encoder = load_character_encoder()
+            # the shipped encoder belongs to the shipped generator: with another one (other token shape) it
+            # cannot read these tokens, so the character gets the prior behaviour instead of an error
+            if encoder is not None and tuple(identity.shape[-2:]) != (encoder.config.tokens_per_slot,
+                                                                       encoder.config.context_dim):
+                sources["encoder_skipped"] = "the saved character encoder was trained for another generator"
+                encoder = None
         if encoder is not None:
             with torch.no_grad():
                 behaviour = encoder(identity[None])[0]
