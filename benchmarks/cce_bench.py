@@ -22,14 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-def _median_time(fn, n: int) -> float:
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+from benchmarks.timing import median_time
 
 
 def bench_retrieval(pipe) -> dict:
@@ -71,7 +64,7 @@ def bench_instant(pipe) -> dict:
     for k in (1, 3, 5):
         imgs, masks = [p[0] for p in pairs[:k]], [p[1] for p in pairs[:k]]
         embed_character(imgs, masks, pipe=pipe)
-        out[f"{k} image(s) s"] = _median_time(lambda: embed_character(imgs, masks, pipe=pipe), 5)
+        out[f"{k} image(s) s"] = median_time(lambda: embed_character(imgs, masks, pipe=pipe), 5)
     return out
 
 
