@@ -42,7 +42,7 @@ def fine_tune(init: Path, share: float, steps: int, out: Path, *, seed: int = 0,
     ``overrides``: other ``TrainConfig`` fields (variant, mode, size, batch_size, learning_rate, …); None =
     the stage's default."""
     from pipelines.train.checkpoint import list_checkpoints
-    from pipelines.train.config import STAGE_DEFAULTS, TrainConfig
+    from pipelines.train.config import BOOKKEEPING_FIELDS, STAGE_DEFAULTS, TrainConfig
     from pipelines.train.data import WorldSampler
     from pipelines.train.trainer import sample_config, train
     run = out / f"cca-{share:g}"
@@ -60,9 +60,7 @@ def fine_tune(init: Path, share: float, steps: int, out: Path, *, seed: int = 0,
         done = json.loads(meta.read_text())["config"]
         # bookkeeping fields do not change the model: a run of the same recipe made elsewhere (e.g. the
         # img-full run of scripts/train_embedded.sh, linked here) is the same fine-tune
-        bookkeeping = ("output_dir", "threads", "num_workers", "checkpointing_steps", "checkpoints_total_limit",
-                       "validation_steps", "log_steps")
-        if all(done.get(k) == v for k, v in cfg.to_dict().items() if k not in bookkeeping):
+        if all(done.get(k) == v for k, v in cfg.to_dict().items() if k not in (*BOOKKEEPING_FIELDS, "output_dir")):
             log(f"CCA share {share:g}: reusing the finished fine-tune in {run / 'final'}")
             return run / "final", cca_samples()
         raise ValueError(f"--out: {run} holds a fine-tune with other settings; give another --out or remove it")

@@ -113,8 +113,7 @@ def embed_character(images, masks, *, name: str = "", style: str = "cartoon", pi
             encoder = load_character_encoder()
             # the shipped encoder belongs to the shipped generator: with another one (other token shape) it
             # cannot read these tokens, so the character gets the prior behaviour instead of an error
-            if encoder is not None and tuple(identity.shape[-2:]) != (encoder.config.tokens_per_slot,
-                                                                       encoder.config.context_dim):
+            if encoder is not None and not encoder.fits(identity):
                 sources["encoder_skipped"] = "the saved character encoder was trained for another generator"
                 encoder = None
         if encoder is not None:

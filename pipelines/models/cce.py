@@ -33,9 +33,13 @@ class CharacterEncoder(ModelMixin, ConfigMixin):
                                  nn.Linear(tokens_per_slot * context_dim, hidden), nn.GELU(),
                                  nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, behaviour_dim))
 
+    def fits(self, identity: torch.Tensor) -> bool:
+        """Whether ``identity`` tokens have the shape of the generator this encoder was trained for."""
+        return tuple(identity.shape[-2:]) == (self.config.tokens_per_slot, self.config.context_dim)
+
     def forward(self, identity: torch.Tensor) -> torch.Tensor:
         T, D = self.config.tokens_per_slot, self.config.context_dim
-        if identity.shape[-2:] != (T, D):
+        if not self.fits(identity):
             raise ValueError(f"identity: expected (…, {T}, {D}) tokens, got {tuple(identity.shape)}; the character "
                              "encoder was trained for another generator")
         return self.net(identity.flatten(-2).to(self.dtype))

@@ -156,6 +156,12 @@ class TrainConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
+# Fields that say how a run is executed or logged, not what it trains: a run differing only in these is the
+# same model (resume may change them; a finished run with the same remaining fields can be reused).
+BOOKKEEPING_FIELDS = ("threads", "num_workers", "checkpointing_steps", "checkpoints_total_limit",
+                      "validation_steps", "log_steps")
+
+
 # Defaults per stage (flags given on the command line override them).
 STAGE_DEFAULTS: dict[str, dict] = {
     "vae": dict(batch_size=16, learning_rate=2e-4, warmup_steps=50, max_steps=3000, output_dir="runs/vae"),

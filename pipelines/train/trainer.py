@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from .config import GENERATOR_STAGES, MSM_ORDER, TrainConfig
+from .config import BOOKKEEPING_FIELDS, GENERATOR_STAGES, MSM_ORDER, TrainConfig
 from .data import MotionSampleConfig, MotionSampler, SampleConfig, WorldSampler, collate, collate_motion
 from .objectives import GeneratorObjective, MotionObjective, VAEObjective
 
@@ -238,8 +238,7 @@ def train(cfg: TrainConfig, resume: str | None = None, *, stop_after: int | None
     if start_folder is not None:
         saved_cfg = TrainConfig.from_dict(ckpt.read_config(start_folder))
         changed = {k for k, v in saved_cfg.to_dict().items()
-                   if k not in ("max_steps", "checkpointing_steps", "validation_steps", "log_steps", "num_workers",
-                                "threads", "checkpoints_total_limit") and v != cfg.to_dict()[k]}
+                   if k not in (*BOOKKEEPING_FIELDS, "max_steps") and v != cfg.to_dict()[k]}
         if changed:
             raise ValueError(f"--resume_from_checkpoint: the checkpoint was trained with different settings "
                              f"({', '.join(sorted(changed))}); resume with the same flags or start a new --output_dir")
