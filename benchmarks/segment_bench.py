@@ -43,11 +43,14 @@ def world_frames(size: int, clips_per_show: int, frames: int = 5):
             yield clip.frames[f], clip.masks[f], show, SHOWS[show].style
 
 
-def make_segmenter(engine: str):
+def make_segmenter(engine: str, weights: str | None = None):
     from pipelines.segment import Segmenter
     if engine == "clicknet":
         seg = Segmenter(backend="fallback")
         assert seg.engine == "clicknet", seg.status
+        if weights:                                      # a candidate ClickNet instead of the shipped one
+            from pipelines.segment.offline import OfflineSegmenter
+            seg._engine = OfflineSegmenter(weights=weights)
         return seg
     if engine == "grabcut":
         from pipelines.segment.grabcut import GrabCutEngine
@@ -60,7 +63,7 @@ def make_segmenter(engine: str):
 def quality(args) -> None:
     from pipelines.segment.protocol import click_session
     for engine in args.engines:
-        seg = make_segmenter(engine)
+        seg = make_segmenter(engine, args.weights)
         print(f"\n### {engine}: mean IoU after 1, 2, 3 clicks\n")
         print("| frame size | style | characters | left out (tiny) | 1 click | 2 clicks | 3 clicks | ≥ 0.95 after 3 |")
         print("|---|---|---|---|---|---|---|---|")
@@ -187,6 +190,8 @@ def main(argv=None):
     ap.add_argument("--sizes", type=int, nargs="+", default=None)
     ap.add_argument("--clips-per-show", type=int, default=None)
     ap.add_argument("--engines", nargs="+", default=["clicknet"])
+    ap.add_argument("--weights", default=None,
+                    help="ClickNet safetensors to measure instead of assets/models/clicknet (quality only)")
     ap.add_argument("--min-area", type=float, default=20.0, help="visible pixels at 128×128 (scaled with size)")
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--sam2-repeats", type=int, default=5)

@@ -96,6 +96,51 @@ def test_negative_click_and_mask_input_refine(seg, frames):
     assert bad[0].sum() >= ok[0].sum()                   # mask_input is listened to
 
 
+def test_a_negative_click_rejects_the_whole_detached_piece_it_lands_on():
+    from pipelines.segment.offline import _obey_negative_clicks
+    logits = np.full((40, 60), -5.0, np.float32)
+    logits[5:35, 5:20] = 3.0                     # the object, clicked positive at (10, 20)
+    logits[10:30, 40:55] = 2.0                   # a detached piece of something else
+    pos, neg = np.array([[10.0, 20.0]]), np.array([[47.0, 20.0]])
+    out = _obey_negative_clicks(logits, np.vstack([pos, neg]), np.array([1, 0]))
+    assert (out[10:30, 40:55] < -1).all() and np.array_equal(out[5:35, 5:20], logits[5:35, 5:20])
+    # a negative click on the object itself is left to the network (the user is trimming it)
+    trim = _obey_negative_clicks(logits, np.vstack([pos, [[8.0, 30.0]]]), np.array([1, 0]))
+    assert np.array_equal(trim, logits)
+    # the network already cleared the clicked pixel but kept two bits of that piece: the piece the user
+    # rejected is the one on screen when clicking (the previous mask), so both bits go
+    prev = logits.copy()
+    now = logits.copy()
+    now[10:30, 40:55] = -5.0
+    now[10:14, 40:45] = 1.0
+    now[26:30, 50:55] = 1.0
+    out = _obey_negative_clicks(now, np.vstack([pos, neg]), np.array([1, 0]), prev)
+    assert (out[10:30, 40:55] < -1).all() and np.array_equal(out[5:35, 5:20], now[5:35, 5:20])
+    # without a negative click nothing changes
+    assert np.array_equal(_obey_negative_clicks(logits, pos, np.array([1])), logits)
+
+
+def test_spill_samples_claim_a_neighbour_and_click_it_negative():
+    from pipelines.segment.train import spill_prompt
+    target = np.zeros((64, 64), bool)
+    target[10:50, 10:25] = True
+    neighbour = np.zeros_like(target)
+    neighbour[10:50, 22:40] = True               # overlaps the target a little, touches it
+    far = np.zeros_like(target)
+    far[5:15, 55:62] = True
+    rng = np.random.default_rng(0)
+    seen_partial = False
+    for _ in range(20):
+        prev, clicks = spill_prompt(target, [far, neighbour], rng)
+        (x, y, l1), (nx, ny, l0) = clicks
+        assert (l1, l0) == (1, 0) and target[y, x] and neighbour[ny, nx] and not target[ny, nx]
+        assert not far[prev > 0].any()           # the touching neighbour is the one that spilled
+        assert (prev > 0)[ny, nx] and (prev > 0)[y, x]
+        seen_partial |= (prev > 0)[neighbour & ~target].mean() < 0.99
+    assert seen_partial                          # sometimes only the part near the target spilled
+    assert spill_prompt(target, [], rng) is None and spill_prompt(target, [target & neighbour], rng) is None
+
+
 def _to256(mask):
     import cv2
     return cv2.resize(mask.astype(np.float32), (256, 256), interpolation=cv2.INTER_AREA) > 0.5
@@ -347,6 +392,20 @@ def test_training_script_trains_resumes_and_exports(tmp_path):
         assert checkpoint.resolve(tmp_path / "run", "latest").name == "step_00000003"
         out = tmp_path / "clicknet.safetensors"
         train.main(train.parse_args(common + ["--export", str(out)]))
+        # a fine-tune: starts at step 0 from those weights, with its own schedule, and records where it began
+        init = checkpoint.resolve(tmp_path / "run", "latest")
+        ft = ["--output_dir", str(tmp_path / "ft")] + common[2:]
+        train.main(train.parse_args(ft + ["--max_steps", "2", "--init", str(init), "--validation_clips", "0",
+                                          "--lr", "0"]))
+        start, tuned = train.ClickNet(), train.ClickNet()
+        checkpoint.load(init, {"net": start})
+        state = checkpoint.load(checkpoint.resolve(tmp_path / "ft", "latest"), {"net": tuned})
+        assert state["step"] == 2 and state["config"]["init"] == {"checkpoint": str(init), "step": 3}
+        # lr 0 leaves the weights where --init put them (BatchNorm running statistics move, weights do not)
+        w0, w1 = start.state_dict(), tuned.state_dict()
+        assert all(torch.equal(w0[k], w1[k]) for k in w0 if "running" not in k and "num_batches" not in k)
+        with pytest.raises(SystemExit, match="not a checkpoint folder"):
+            train.main(train.parse_args(ft + ["--init", str(tmp_path)]))
     finally:
         torch.set_num_threads(threads)
         cv2.setNumThreads(cv_threads)

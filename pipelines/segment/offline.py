@@ -116,7 +116,7 @@ class OfflineSegmenter:
             full = prompt
             if box is not None:
                 full = _outside_box(full, box)
-        return full.astype(np.float32)
+        return _obey_negative_clicks(full, points, labels, prev_full).astype(np.float32)
 
     def _box_logits(self, points, labels, box, mask_input) -> np.ndarray:
         """A box without a positive click. The network only knows clicks, and the box centre is often not on
@@ -198,6 +198,47 @@ def _box_iou(mask: np.ndarray, box) -> float:
     inter = iw * ih
     union = (mx1 - mx0) * (my1 - my0) + (box[2] - box[0]) * (box[3] - box[1]) - inter
     return float(inter / union) if union > 0 else 0.0
+
+
+def _obey_negative_clicks(logits: np.ndarray, points: np.ndarray, labels: np.ndarray,
+                          prev: np.ndarray | None = None) -> np.ndarray:
+    """A negative click on a detached piece rejects the whole piece. The piece is what the user saw when
+    clicking: a connected component of the previous mask (``prev`` logits, when given) or of this answer
+    that holds a negative click and no positive click. Every component of this answer that holds no
+    positive click and lies mostly inside a rejected piece is pushed below every threshold ``predict``
+    uses. A negative click on the piece that holds a positive click is left to the network (the user is
+    trimming the object, not rejecting a piece of something else)."""
+    neg, pos = points[labels == 0], points[labels == 1]
+    if len(neg) == 0:
+        return logits
+    H, W = logits.shape
+
+    def components(mask):
+        return cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[1]
+
+    def at(cc, pts):
+        xy = np.clip(np.round(pts).astype(int), 0, [W - 1, H - 1]).reshape(-1, 2)
+        return {int(c) for c in cc[xy[:, 1], xy[:, 0]]} - {0}
+
+    rejected = np.zeros((H, W), bool)
+    for shown in ([prev > 0] if prev is not None else []) + [logits > 0]:
+        cc = components(shown)
+        drop = at(cc, neg) - at(cc, pos)
+        if drop:
+            rejected |= np.isin(cc, sorted(drop))
+    if not rejected.any():
+        return logits
+    cc = components(logits > 0)
+    keep = at(cc, pos)
+    out = logits.copy()
+    n = int(cc.max())
+    area = np.bincount(cc.ravel(), minlength=n + 1)
+    inside = np.bincount(cc[rejected], minlength=n + 1)
+    for c in range(1, n + 1):
+        if c not in keep and inside[c] > 0.5 * area[c]:
+            piece = cc == c
+            out[piece] = np.minimum(out[piece], -4.0)
+    return out
 
 
 def _outside_box(logits: np.ndarray, box) -> np.ndarray:

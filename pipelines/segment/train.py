@@ -43,6 +43,7 @@ DEFAULTS = dict(
     zoom_prob=0.5,           # share of zoomed-in views (the zoom pass of inference)
     max_sim_clicks=3,        # corrective clicks simulated before the gradient step (0..this)
     perturbed_prev_prob=0.15,  # share of samples whose mask prompt is a perturbed ground truth (video)
+    spill_prob=0.1,          # share whose mask prompt also claims a neighbour, with a negative click on it
     pool_frames=160,         # rendered frames kept for sampling; two new frames replace old ones per step
     render_sizes=(128, 192, 256, 384, 512),
     render_probs=(0.3, 0.15, 0.25, 0.1, 0.2),
@@ -59,6 +60,9 @@ def parse_args(input_args=None):
     ap.add_argument("--output_dir", default="runs/clicknet")
     ap.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint folder")
     ap.add_argument("--export", default=None, help="write the latest checkpoint's weights here and exit")
+    ap.add_argument("--init", default=None,
+                    help="start from this checkpoint folder's weights (a fine-tune: fresh optimizer, step 0, "
+                         "this run's schedule); ignored when the run resumes")
     for k, v in DEFAULTS.items():
         if isinstance(v, tuple):
             ap.add_argument(f"--{k}", type=type(v[0]), nargs="+", default=list(v))
@@ -91,17 +95,19 @@ class FramePool:
             self.frames.append((clip.frames[0], clip.masks[0]))
 
     def sample(self, rng: np.random.Generator):
+        """(image, all visible masks, index of the target) or None for a frame without characters."""
         img, masks = self.frames[int(rng.integers(len(self.frames)))]
         areas = masks.reshape(len(masks), -1).sum(1)
         ok = np.flatnonzero(areas > 0)
         if len(ok) == 0:
             return None
-        k = int(rng.choice(ok))
-        return img, masks[k]
+        return img, masks, int(rng.choice(ok))
 
 
-def make_view(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, size: int, zoom: bool):
-    """Crop (whole frame with aspect jitter, or around the character) and resize to size × size."""
+def make_view(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, size: int, zoom: bool,
+              others: np.ndarray | None = None):
+    """Crop (whole frame with aspect jitter, or around the character) and resize to size × size; ``others``
+    (N, H, W) masks go through the same crop."""
     H, W = mask.shape
     if zoom:
         ys, xs = np.nonzero(mask)
@@ -117,7 +123,9 @@ def make_view(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, size:
         box = (ox, oy, ox + fw, oy + fh)
     v_img = resample(img, box, size)
     v_mask = resample(mask.astype(np.float32), box, size) > 0.5
-    return v_img, v_mask
+    if others is None:
+        return v_img, v_mask
+    return v_img, v_mask, [resample(o.astype(np.float32), box, size) > 0.5 for o in others]
 
 
 def jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -148,24 +156,53 @@ def perturb(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return m.astype(np.float32)
 
 
+def spill_prompt(mask: np.ndarray, others, rng: np.random.Generator):
+    """A previous answer that spilled onto a neighbour, and the user's fix: the mask prompt claims the target
+    and (part of) another character, a positive click sits in the target and a negative click in the claimed
+    neighbour — what a negative click after a spill looks like. Prefers neighbours that touch the target.
+    None when no other character is in view."""
+    cands = [np.ascontiguousarray(o & ~mask) for o in others]
+    cands = [o for o in cands if o.sum() >= 12]
+    if not cands:
+        return None
+    near = cv2.dilate(mask.view(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    touching = [o for o in cands if (o & near).any()]
+    other = (touching or cands)[int(rng.integers(len(touching or cands)))]
+    claimed = other
+    if rng.random() < 0.5:                                    # only the part of it near the target spilled
+        grow = cv2.dilate(mask.view(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
+        claimed = other & grow if (other & grow).sum() >= 12 else other
+    prev = (mask | claimed).astype(np.uint8)
+    if rng.random() < 0.5:                                    # a network's answer has rough edges
+        ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(rng.integers(1, 3)) + 1,) * 2)
+        prev = cv2.dilate(prev, ker) if rng.random() < 0.5 else cv2.erode(prev, ker)
+    prev = prev.astype(np.float32)
+    x, y, _ = first_click(mask)
+    ox, oy, _ = first_click(claimed)
+    return prev, [(x, y, 1), (ox, oy, 0)]
+
+
 def make_batch(pool: FramePool, rng: np.random.Generator, args, cfg: ClickNetConfig):
     imgs, gts, prevs, clicks = [], [], [], []
     while len(imgs) < args.batch_size:
         s = pool.sample(rng)
         if s is None:
             continue
-        img, mask = s
+        img, masks, k = s
         zoom = bool(rng.random() < args.zoom_prob)
-        v_img, v_mask = make_view(img, mask, rng, cfg.size, zoom)
+        v_img, v_mask, v_others = make_view(img, masks[k], rng, cfg.size, zoom,
+                                            [m for j, m in enumerate(masks) if j != k])
         if v_mask.sum() < 12:
             continue
-        flip = rng.random() < 0.5
-        if flip:
-            v_img, v_mask = v_img[:, ::-1], v_mask[:, ::-1]
+        if rng.random() < 0.5:                                    # horizontal flip
+            v_img, v_mask, v_others = v_img[:, ::-1], v_mask[:, ::-1], [o[:, ::-1] for o in v_others]
         v_img = jitter(np.ascontiguousarray(v_img), rng)
         v_mask = np.ascontiguousarray(v_mask)
         prev = None
-        if rng.random() < args.perturbed_prev_prob:
+        spill = spill_prompt(v_mask, v_others, rng) if rng.random() < args.spill_prob else None
+        if spill is not None:
+            prev, pts = spill
+        elif rng.random() < args.perturbed_prev_prob:
             prev = perturb(v_mask, rng)
             x, y, _ = first_click(v_mask & (prev > 0) if (v_mask & (prev > 0)).any() else v_mask)
             pts = [(x, y, 1)]
@@ -299,6 +336,14 @@ def main(args) -> None:
     if resume is not None:
         step = checkpoint.load(resume, {"net": net}, opt)["step"]
         print(f"resumed from {resume} at step {step}")
+    elif args.init:
+        init = Path(args.init)
+        if not (init / "state.json").is_file():
+            raise SystemExit(f"--init: {init} is not a checkpoint folder (no state.json); "
+                             "use a path like runs/clicknet/checkpoints/step_00004000")
+        checkpoint.load(init, {"net": net})
+        config["init"] = {"checkpoint": str(init), "step": json.loads((init / "state.json").read_text())["step"]}
+        print(f"fine-tuning from {init}")
     pool = FramePool(args.seed * 7919 + step, args.pool_frames, args.render_sizes, args.render_probs)
     rng = np.random.default_rng([args.seed, step])
     net.train()
