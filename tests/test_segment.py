@@ -50,12 +50,13 @@ def test_fallback_iou_on_world_frames(seg, frames):
     assert len(allv) >= 15
     one, three = allv[:, 0].mean(), allv[:, 2].mean()
     # the shipped weights do NOT reach the issue's 0.90 / 0.95 (docs/SEGMENTATION.md has the benchmark);
-    # these floors are what they support on this sample, so a regression still fails
-    assert one >= 0.62, {k: np.mean(v, 0).round(3).tolist() for k, v in res.items()}
-    assert three >= 0.72, {k: np.mean(v, 0).round(3).tolist() for k, v in res.items()}
+    # these floors sit just under what they reach on this sample (0.757 / 0.865; the step-2 500 weights
+    # shipped before reached 0.701 / 0.798 and fail them), so a regression fails
+    assert one >= 0.72, {k: np.mean(v, 0).round(3).tolist() for k, v in res.items()}
+    assert three >= 0.83, {k: np.mean(v, 0).round(3).tolist() for k, v in res.items()}
     assert three >= one
     for v in res.values():                               # both styles, both sizes work
-        assert np.mean(v, 0)[2] >= 0.55
+        assert np.mean(v, 0)[2] >= 0.70
 
 
 def test_predict_shapes_multimask_and_several_objects(seg, frames):
@@ -120,6 +121,23 @@ def test_a_negative_click_rejects_the_whole_detached_piece_it_lands_on():
     assert np.array_equal(_obey_negative_clicks(logits, pos, np.array([1])), logits)
 
 
+def test_an_overruled_negative_click_on_the_object_splits_off_the_part_along_its_outline():
+    from pipelines.segment.offline import _obey_negative_clicks
+    img = np.full((60, 40, 3), 200, np.uint8)
+    img[10:55, 10:30] = (40, 90, 200)            # a blue body …
+    img[2:10, 12:28] = (220, 30, 30)             # … wearing a red hat
+    logits = np.full((60, 40), -5.0, np.float32)
+    logits[2:55, 10:30] = 2.0                    # the network keeps the hat despite the negative click
+    pts, labs = np.array([[20.0, 30.0], [20.0, 5.0]]), np.array([1, 0])
+    out = _obey_negative_clicks(logits, pts, labs, None, img)
+    assert (out[2:10, 12:28] < -1).mean() > 0.95  # the hat goes, bounded by its outline …
+    assert (out[12:55, 10:30] > 0).all()         # … and the body stays whole
+    # a negative click whose part would be a large share of the mask takes out only the clicked spot
+    flat = np.full((60, 40, 3), 120, np.uint8)
+    out = _obey_negative_clicks(logits, np.array([[20.0, 50.0], [20.0, 6.0]]), labs, None, flat)
+    assert out[6, 20] < -1 and (out > 0).sum() > 0.9 * (logits > 0).sum()
+
+
 def test_spill_samples_claim_a_neighbour_and_click_it_negative():
     from pipelines.segment.train import spill_prompt
     target = np.zeros((64, 64), bool)
@@ -172,7 +190,7 @@ def test_propagate_follows_characters_through_a_world_clip(seg, world):
     assert (tracks[3] == clip.masks[3]).all()
     assert tracks.sum(1).max() <= 1                       # objects never overlap
     ious = [iou(tracks[f, k], clip.masks[f, k]) for f in range(8) for k in range(3) if clip.masks[f, k].sum() > 20]
-    assert np.mean(ious) >= 0.65                          # 0.73 with the shipped weights (the issue sets no bar)
+    assert np.mean(ious) >= 0.72                          # 0.79 with the shipped weights (the issue sets no bar)
     assert not seg.is_image_set                           # propagate leaves no image behind
     with pytest.raises(ValueError, match="frame_index"):
         seg.propagate(clip.frames, 8, clip.masks[0])

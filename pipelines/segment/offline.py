@@ -33,6 +33,7 @@ ZOOM_MIN_FRACTION = 0.12   # … but at least 12 % of the image side, so a click
 # where a box-only prompt tries its positive click (fractions of the box): centre, then up and down the
 # middle (head, legs of a standing character) and left and right of it
 BOX_SEEDS = ((0.5, 0.5), (0.5, 0.3), (0.5, 0.7), (0.35, 0.5), (0.65, 0.5))
+SPLIT_MAX_SHARE = 0.25     # an overruled negative click drops its watershed region only up to this share of the mask
 REFINE_PASSES = 0          # extra zoom-decoder passes fed with their own answer
 
 
@@ -116,7 +117,7 @@ class OfflineSegmenter:
             full = prompt
             if box is not None:
                 full = _outside_box(full, box)
-        return _obey_negative_clicks(full, points, labels, prev_full).astype(np.float32)
+        return _obey_negative_clicks(full, points, labels, prev_full, img).astype(np.float32)
 
     def _box_logits(self, points, labels, box, mask_input) -> np.ndarray:
         """A box without a positive click. The network only knows clicks, and the box centre is often not on
@@ -201,13 +202,14 @@ def _box_iou(mask: np.ndarray, box) -> float:
 
 
 def _obey_negative_clicks(logits: np.ndarray, points: np.ndarray, labels: np.ndarray,
-                          prev: np.ndarray | None = None) -> np.ndarray:
+                          prev: np.ndarray | None = None, image: np.ndarray | None = None) -> np.ndarray:
     """A negative click on a detached piece rejects the whole piece. The piece is what the user saw when
     clicking: a connected component of the previous mask (``prev`` logits, when given) or of this answer
     that holds a negative click and no positive click. Every component of this answer that holds no
     positive click and lies mostly inside a rejected piece is pushed below every threshold ``predict``
-    uses. A negative click on the piece that holds a positive click is left to the network (the user is
-    trimming the object, not rejecting a piece of something else)."""
+    uses. A negative click on the piece that holds a positive click trims the object: when the network
+    still keeps the clicked pixel, the piece is split between the clicks along the image's edges (marker
+    watershed, ``image`` given) and the part that floods from the negative click is dropped."""
     neg, pos = points[labels == 0], points[labels == 1]
     if len(neg) == 0:
         return logits
@@ -226,11 +228,14 @@ def _obey_negative_clicks(logits: np.ndarray, points: np.ndarray, labels: np.nda
         drop = at(cc, neg) - at(cc, pos)
         if drop:
             rejected |= np.isin(cc, sorted(drop))
+    out = logits
+    if image is not None:
+        out = _split_off_negative_clicks(out, pos, neg, image)
     if not rejected.any():
-        return logits
-    cc = components(logits > 0)
+        return out
+    cc = components(out > 0)
     keep = at(cc, pos)
-    out = logits.copy()
+    out = out.copy()
     n = int(cc.max())
     area = np.bincount(cc.ravel(), minlength=n + 1)
     inside = np.bincount(cc[rejected], minlength=n + 1)
@@ -238,6 +243,43 @@ def _obey_negative_clicks(logits: np.ndarray, points: np.ndarray, labels: np.nda
         if c not in keep and inside[c] > 0.5 * area[c]:
             piece = cc == c
             out[piece] = np.minimum(out[piece], -4.0)
+    return out
+
+
+def _split_off_negative_clicks(logits: np.ndarray, pos: np.ndarray, neg: np.ndarray,
+                               image: np.ndarray) -> np.ndarray:
+    """Negative clicks the network overruled (the clicked pixel is still in the mask): flood the mask from
+    every click at once, uphill along the image's colour gradient and never outside the mask (marker
+    watershed), and drop what floods from a negative click. A user who excludes a hat or a head gets the
+    part bounded by its outline, not a hole the size of the click."""
+    from skimage.segmentation import watershed
+    H, W = logits.shape
+    mask = logits > 0
+    xy = lambda p: np.clip(np.round(p).astype(int), 0, [W - 1, H - 1]).reshape(-1, 2)
+    overruled = [(x, y) for x, y in xy(neg) if mask[y, x]]
+    if not overruled or len(pos) == 0:
+        return logits
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    sub = np.ascontiguousarray(image[y0:y1, x0:x1, :3]).astype(np.float32)
+    grad = np.max([np.hypot(cv2.Sobel(sub[..., c], cv2.CV_32F, 1, 0), cv2.Sobel(sub[..., c], cv2.CV_32F, 0, 1))
+                   for c in range(3)], 0)
+    markers = np.zeros(grad.shape, np.int32)
+    for x, y in overruled:
+        cv2.circle(markers, (int(x - x0), int(y - y0)), 1, 2, -1)
+    for x, y in xy(pos):
+        cv2.circle(markers, (int(x - x0), int(y - y0)), 1, 1, -1)        # positive wins where clicks are close
+    m = mask[y0:y1, x0:x1]
+    markers[~m] = 0
+    drop = watershed(grad, markers, mask=m) == 2
+    out = logits.copy()
+    if drop.sum() <= SPLIT_MAX_SHARE * m.sum():
+        out[y0:y1, x0:x1][drop] = np.minimum(out[y0:y1, x0:x1][drop], -4.0)
+    else:                 # the flood would take a large share: only the clicked spot goes (the disk of the click)
+        spot = np.zeros((H, W), np.uint8)
+        for x, y in overruled:
+            cv2.circle(spot, (int(x), int(y)), max(1, int(round(0.01 * max(H, W)))), 1, -1)
+        out[spot > 0] = np.minimum(out[spot > 0], -4.0)
     return out
 
 
