@@ -201,6 +201,11 @@ def _box_iou(mask: np.ndarray, box) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def _pixels(points: np.ndarray, W: int, H: int) -> np.ndarray:
+    """(K, 2) integer x, y of click ``points``, rounded and clamped into a W × H image."""
+    return np.clip(np.round(points).astype(int), 0, [W - 1, H - 1]).reshape(-1, 2)
+
+
 def _obey_negative_clicks(logits: np.ndarray, points: np.ndarray, labels: np.ndarray,
                           prev: np.ndarray | None = None, image: np.ndarray | None = None) -> np.ndarray:
     """A negative click on a detached piece rejects the whole piece. The piece is what the user saw when
@@ -209,7 +214,8 @@ def _obey_negative_clicks(logits: np.ndarray, points: np.ndarray, labels: np.nda
     positive click and lies mostly inside a rejected piece is pushed below every threshold ``predict``
     uses. A negative click on the piece that holds a positive click trims the object: when the network
     still keeps the clicked pixel, the piece is split between the clicks along the image's edges (marker
-    watershed, ``image`` given) and the part that floods from the negative click is dropped."""
+    watershed, ``image`` given) and the part that floods from the negative click is dropped — or, when that
+    part would exceed ``SPLIT_MAX_SHARE`` of the mask, only the clicked spot."""
     neg, pos = points[labels == 0], points[labels == 1]
     if len(neg) == 0:
         return logits
@@ -219,7 +225,7 @@ def _obey_negative_clicks(logits: np.ndarray, points: np.ndarray, labels: np.nda
         return cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[1]
 
     def at(cc, pts):
-        xy = np.clip(np.round(pts).astype(int), 0, [W - 1, H - 1]).reshape(-1, 2)
+        xy = _pixels(pts, W, H)
         return {int(c) for c in cc[xy[:, 1], xy[:, 0]]} - {0}
 
     rejected = np.zeros((H, W), bool)
@@ -255,8 +261,7 @@ def _split_off_negative_clicks(logits: np.ndarray, pos: np.ndarray, neg: np.ndar
     from skimage.segmentation import watershed
     H, W = logits.shape
     mask = logits > 0
-    xy = lambda p: np.clip(np.round(p).astype(int), 0, [W - 1, H - 1]).reshape(-1, 2)
-    overruled = [(x, y) for x, y in xy(neg) if mask[y, x]]
+    overruled = [(x, y) for x, y in _pixels(neg, W, H) if mask[y, x]]
     if not overruled or len(pos) == 0:
         return logits
     ys, xs = np.nonzero(mask)
@@ -267,7 +272,7 @@ def _split_off_negative_clicks(logits: np.ndarray, pos: np.ndarray, neg: np.ndar
     markers = np.zeros(grad.shape, np.int32)
     for x, y in overruled:
         cv2.circle(markers, (int(x - x0), int(y - y0)), 1, 2, -1)
-    for x, y in xy(pos):
+    for x, y in _pixels(pos, W, H):
         cv2.circle(markers, (int(x - x0), int(y - y0)), 1, 1, -1)        # positive wins where clicks are close
     m = mask[y0:y1, x0:x1]
     markers[~m] = 0
