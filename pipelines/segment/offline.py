@@ -33,6 +33,7 @@ ZOOM_MIN_FRACTION = 0.12   # … but at least 12 % of the image side, so a click
 # where a box-only prompt tries its positive click (fractions of the box): centre, then up and down the
 # middle (head, legs of a standing character) and left and right of it
 BOX_SEEDS = ((0.5, 0.5), (0.5, 0.3), (0.5, 0.7), (0.35, 0.5), (0.65, 0.5))
+REJECTED_LOGIT = -4.0      # what a rejected pixel's logit is pushed down to: below every threshold predict uses
 SPLIT_MAX_SHARE = 0.25     # an overruled negative click drops its watershed region only up to this share of the mask
 REFINE_PASSES = 0          # extra zoom-decoder passes fed with their own answer
 
@@ -248,7 +249,7 @@ def _obey_negative_clicks(logits: np.ndarray, points: np.ndarray, labels: np.nda
     for c in range(1, n + 1):
         if c not in keep and inside[c] > 0.5 * area[c]:
             piece = cc == c
-            out[piece] = np.minimum(out[piece], -4.0)
+            out[piece] = np.minimum(out[piece], REJECTED_LOGIT)
     return out
 
 
@@ -279,12 +280,12 @@ def _split_off_negative_clicks(logits: np.ndarray, pos: np.ndarray, neg: np.ndar
     drop = watershed(grad, markers, mask=m) == 2
     out = logits.copy()
     if drop.sum() <= SPLIT_MAX_SHARE * m.sum():
-        out[y0:y1, x0:x1][drop] = np.minimum(out[y0:y1, x0:x1][drop], -4.0)
+        out[y0:y1, x0:x1][drop] = np.minimum(out[y0:y1, x0:x1][drop], REJECTED_LOGIT)
     else:                 # the flood would take a large share: only the clicked spot goes (the disk of the click)
         spot = np.zeros((H, W), np.uint8)
         for x, y in overruled:
             cv2.circle(spot, (int(x), int(y)), max(1, int(round(0.01 * max(H, W)))), 1, -1)
-        out[spot > 0] = np.minimum(out[spot > 0], -4.0)
+        out[spot > 0] = np.minimum(out[spot > 0], REJECTED_LOGIT)
     return out
 
 

@@ -104,10 +104,9 @@ class FramePool:
         return img, masks, int(rng.choice(ok))
 
 
-def make_view(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, size: int, zoom: bool,
-              others: np.ndarray | None = None):
-    """Crop (whole frame with aspect jitter, or around the character) and resize to size × size; ``others``
-    (N, H, W) masks go through the same crop."""
+def make_view(img: np.ndarray, mask: np.ndarray, others, rng: np.random.Generator, size: int, zoom: bool):
+    """Crop (whole frame with aspect jitter, or around the character) and resize to size × size; the other
+    characters' masks ``others`` go through the same crop."""
     H, W = mask.shape
     if zoom:
         ys, xs = np.nonzero(mask)
@@ -123,8 +122,6 @@ def make_view(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, size:
         box = (ox, oy, ox + fw, oy + fh)
     v_img = resample(img, box, size)
     v_mask = resample(mask.astype(np.float32), box, size) > 0.5
-    if others is None:
-        return v_img, v_mask
     return v_img, v_mask, [resample(o.astype(np.float32), box, size) > 0.5 for o in others]
 
 
@@ -190,8 +187,8 @@ def make_batch(pool: FramePool, rng: np.random.Generator, args, cfg: ClickNetCon
             continue
         img, masks, k = s
         zoom = bool(rng.random() < args.zoom_prob)
-        v_img, v_mask, v_others = make_view(img, masks[k], rng, cfg.size, zoom,
-                                            [m for j, m in enumerate(masks) if j != k])
+        v_img, v_mask, v_others = make_view(img, masks[k], [m for j, m in enumerate(masks) if j != k], rng,
+                                            cfg.size, zoom)
         if v_mask.sum() < 12:
             continue
         if rng.random() < 0.5:                                    # horizontal flip
@@ -341,8 +338,7 @@ def main(args) -> None:
         if not (init / "state.json").is_file():
             raise SystemExit(f"--init: {init} is not a checkpoint folder (no state.json); "
                              "use a path like runs/clicknet/checkpoints/step_00004000")
-        checkpoint.load(init, {"net": net})
-        config["init"] = {"checkpoint": str(init), "step": json.loads((init / "state.json").read_text())["step"]}
+        config["init"] = {"checkpoint": str(init), "step": checkpoint.load(init, {"net": net})["step"]}
         print(f"fine-tuning from {init}")
     pool = FramePool(args.seed * 7919 + step, args.pool_frames, args.render_sizes, args.render_probs)
     rng = np.random.default_rng([args.seed, step])
