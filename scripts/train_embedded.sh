@@ -13,19 +13,22 @@ RUNS=${RUNS:-runs}
 THREADS=${THREADS:-1}
 VAE_STEPS=${VAE_STEPS:-1000}
 GEN_STEPS=${GEN_STEPS:-2300}
+PRIOR_STEPS=${PRIOR_STEPS:-PRIOR_STEPS_TBD}
 IMG_STEPS=${IMG_STEPS:-100}
 TEMPORAL_STEPS=${TEMPORAL_STEPS:-0}
 BENCH_LIMIT=${BENCH_LIMIT:-20}
 BENCH_STEPS=${BENCH_STEPS:-10}
 STAGE=${STAGE:-vae}
 common=(--threads "$THREADS" --num_workers 1 --resume_from_checkpoint latest)
+ACCEL=${ACCEL:-"${PY%python}accelerate launch --multi_gpu --num_processes 2"}
 order=(vae generator img temporal ship results cca cce)
 run_from() { local s; for s in "${order[@]}"; do [[ $s == "$STAGE" ]] && return 0; [[ $s == "$1" ]] && return 1; done; return 0; }
 
 if run_from vae; then
   # 1. the autoencoder on 64-px crops of world frames (4× down, 4 latent channels); the export sets its scale
   $PY -m pipelines.train vae --output_dir "$RUNS/vae" --max_steps "$VAE_STEPS" --batch_size 16 --vae_crop 64 \
-      --learning_rate 1e-3 --checkpointing_steps 250 --validation_steps 250 --log_steps 25 "${common[@]}"
+      --learning_rate 1e-3 --checkpointing_steps 250 --validation_steps 250 --log_steps 25 \
+      --appearance_prior false "${common[@]}"
   $PY -m pipelines.train export --run "$RUNS/vae" --checkpoint latest --out "$RUNS/vae-export" --fp32
 fi
 if run_from generator; then
@@ -33,14 +36,21 @@ if run_from generator; then
   #    slot-tinted reference masks), 10 % Cross-Character Augmentation; bf16 autocast
   $PY -m pipelines.train generator --init "$RUNS/vae-export" --output_dir "$RUNS/generator" --mode end2end \
       --max_steps "$GEN_STEPS" --batch_size 8 --learning_rate 3e-4 --warmup_steps 100 --mixed_precision bf16 \
-      --checkpointing_steps 100 --validation_steps 200 --log_steps 10 "${common[@]}"
+      --checkpointing_steps 100 --validation_steps 200 --log_steps 10 --appearance_prior false "${common[@]}"
   $PY -m pipelines.train export --run "$RUNS/generator" --checkpoint latest --out "$RUNS/generator-export" --fp32
+  # 2b. the same modules with the appearance prior (pipelines/pose/prior.py): the pose guider gains 4 input
+  #     channels, zero-initialised, so training starts exactly at the base model. Two processes, 4 samples
+  #     each: the same 8 samples per step as one process with batch 8 (see the data loader).
+  $ACCEL -m pipelines.train generator --init "$RUNS/generator-export" --output_dir "$RUNS/generator-prior" \
+      --mode end2end --max_steps "$PRIOR_STEPS" --batch_size 4 --learning_rate 3e-4 --warmup_steps 50 \
+      --mixed_precision bf16 --checkpointing_steps 100 --validation_steps 500 --log_steps 10 "${common[@]}"
+  $PY -m pipelines.train export --run "$RUNS/generator-prior" --checkpoint latest --out "$RUNS/generator-prior-export" --fp32
 fi
 if run_from img; then
   # 3. EverybodyDance Table 2: every variant fine-tunes the same base for the same steps with the same seed
   for v in full end2end end2end-m ieg plain; do
-    $PY -m pipelines.train img --init "$RUNS/generator-export" --variant "$v" --output_dir "$RUNS/img-$v" \
-        --max_steps "$IMG_STEPS" --batch_size 8 --learning_rate 1e-4 --warmup_steps 20 --mixed_precision bf16 \
+    $ACCEL -m pipelines.train img --init "$RUNS/generator-prior-export" --variant "$v" --output_dir "$RUNS/img-$v" \
+        --max_steps "$IMG_STEPS" --batch_size 4 --learning_rate 1e-4 --warmup_steps 20 --mixed_precision bf16 \
         --checkpointing_steps 50 --validation_steps 0 --log_steps 10 "${common[@]}"
   done
 fi
@@ -63,7 +73,7 @@ if run_from cca; then
   # 7. style delusion with vs without CCA: the Full fine-tune above (CCA share 0.1) against the same fine-tune
   #    with share 0 (same seed, steps and data stream) → docs/cca_style.md
   mkdir -p "$RUNS/cca_style" && ln -sfn "$(realpath "$RUNS/img-full")" "$RUNS/cca_style/cca-0.1"
-  $PY -m benchmarks.cca_style --init "$RUNS/generator-export" --steps "$IMG_STEPS" --mixed_precision bf16 --mode plain \
+  $PY -m benchmarks.cca_style --init "$RUNS/generator-prior-export" --steps "$IMG_STEPS" --mixed_precision bf16 --mode plain \
       --out "$RUNS/cca_style" --table docs/cca_style.md --limit "${CCA_LIMIT:-12}" --sampler_steps "$BENCH_STEPS"
 fi
 if run_from cce; then

@@ -73,6 +73,29 @@ def test_vae_stage_sets_the_latent_scale(tmp_path):
     assert pipe.vae.config.scaling_factor > 0 and "l1" in summary["last"] and "kl" in summary["last"]
 
 
+def test_appearance_prior_warm_start_widens_the_guider_and_refuses_to_drop_it(tmp_path):
+    """--init from a model trained without the prior: the guider gains 4 zero-initialised input channels and
+    keeps its weights; the trained run exports a model that reads the prior. The reverse is refused."""
+    from pipelines.mix import MixPipeline
+    from pipelines.train.export import export
+    base = cfg(tmp_path, stage="generator", mode="end2end", max_steps=1, appearance_prior=False)
+    train(base)
+    out = export(base.output_dir, "latest", tmp_path / "base")
+    old = MixPipeline.from_pretrained(out, dtype=torch.float32).pose_guider
+    assert old.config.conditioning_channels == 3
+    pipe = build_pipeline(cfg(tmp_path, stage="generator", mode="end2end", init=str(out)))
+    w = pipe.pose_guider.conv_in.weight
+    assert pipe.denoiser.reads_prior and w.shape[1] == 7
+    assert torch.equal(w[:, :3], old.conv_in.weight) and w[:, 3:].abs().max() == 0
+    wide = cfg(tmp_path, stage="generator", mode="end2end", init=str(out), max_steps=2,
+               output_dir=str(tmp_path / "wide"))
+    train(wide)
+    again = export(wide.output_dir, "latest", tmp_path / "wide-export")
+    assert MixPipeline.from_pretrained(again, dtype=torch.float32).denoiser.reads_prior
+    with pytest.raises(ValueError, match="--appearance_prior false: the --init model"):
+        build_pipeline(cfg(tmp_path, stage="img", init=str(again), appearance_prior=False))
+
+
 @pytest.mark.parametrize("variant, mode, has_guider, img", [
     ("plain", "plain", False, False), ("ieg", "ieg", False, False), ("end2end", "end2end", True, False),
     ("end2end-m", "end2end-m", True, False), ("full", "end2end", True, True)])

@@ -24,7 +24,7 @@ from ..models.denoiser import MixDenoiser
 from ..models.guider import PoseGuider
 from ..pose.openpose import check_keypoints
 from ..scene import SCHEDULERS, Scene, check_assignment
-from .guidance import reference_guidance, slot_regions, target_guidance
+from .guidance import appearance_prior_video, reference_guidance, slot_regions, target_guidance
 from .pipeline_output import MixPipelineOutput
 from .scene_inputs import resolve_scene
 from .sheet import check_cutout, compose_sheet, sheet_from_frame
@@ -475,7 +475,12 @@ class MixPipeline(DiffusionPipeline):
         reference = self.denoiser.encode_reference(ref_latents, context, ref_guid)
 
         # 5. Encode the pose — once per generation
-        pose = self.denoiser.encode_pose(_image_tensor(ieg, device, dtype)[None])
+        prior = None
+        if self.denoiser.reads_prior:
+            prior = appearance_prior_video(sheet.image, sheet.masks, kp, width, height, assignment,
+                                           plain=self.config.plain_skeleton)
+        pose = self.denoiser.encode_pose(_image_tensor(ieg, device, dtype)[None],
+                                         None if prior is None else _image_tensor(prior, device, dtype)[None])
 
         # 6. Prepare timesteps and latents
         sched = self.scheduler if scheduler is None else make_scheduler(scheduler, self.scheduler.config)
@@ -522,7 +527,8 @@ class MixPipeline(DiffusionPipeline):
             return frames, ieg, sheet.image, ref_guidance
         return MixPipelineOutput(frames=frames, guidance_frames=ieg, reference_sheet=sheet.image,
                                  reference_guidance=ref_guidance, reference_masks=sheet.masks,
-                                 assignment=list(assignment), fps=float(fps), warnings=list(notes))
+                                 assignment=list(assignment), fps=float(fps), warnings=list(notes),
+                                 appearance_prior=prior)
 
 
 __all__ = ["MixPipeline", "make_scheduler", "temporal_windows", "window_weights", "SCHEDULER_CLASSES"]

@@ -24,6 +24,8 @@ class MixPipelineOutput(BaseOutput):
         assignment (`list[int]`): slot i performs motion track ``assignment[i]``.
         fps (`float`): frames per second the clip is meant to play at.
         warnings (`list[str]`): what was adjusted (e.g. a short motion held on its last pose).
+        appearance_prior (`np.ndarray` or None): the RGBA appearance prior the pose guider read, (F, H, W, 4)
+            uint8 (``pipelines.pose.prior``); None for a model that does not read one.
     """
 
     frames: np.ndarray | torch.Tensor
@@ -34,3 +36,4 @@ class MixPipelineOutput(BaseOutput):
     assignment: list[int] = field(default_factory=list)
     fps: float = 8.0
     warnings: list[str] = field(default_factory=list)
+    appearance_prior: np.ndarray | None = None

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditionModel
 
+from ..pose.prior import PRIOR_CHANNELS
 from .context import ContextEncoder
 from .guider import PoseGuider
 from .temporal import zero_init_motion_modules
@@ -48,6 +49,7 @@ class MixModelConfig:
     sample_size: int = 128
     # guiders and context
     guider_channels: tuple[int, ...] = (16, 32, 64)
+    appearance_prior: bool = False                   # the pose guider also reads the RGBA appearance prior
     context_tokens_per_slot: int = 4
     context_image_size: int = 64
     context_image_channels: tuple[int, ...] = (16, 32, 64, 128)
@@ -65,11 +67,11 @@ class MixModelConfig:
         return asdict(self)
 
 
-TINY = MixModelConfig()
+TINY = MixModelConfig(appearance_prior=True)
 TEST = replace(TINY, block_out_channels=(16, 32, 32), attention_heads=(1, 1, 2), cross_attention_dim=32,
                norm_num_groups=8, motion_heads=(1, 1, 2), vae_block_out_channels=(16, 32, 32),
                guider_channels=(8, 16, 16), context_tokens_per_slot=1, context_image_size=32,
-               context_image_channels=(8, 16), sample_size=64)
+               context_image_channels=(8, 16), sample_size=64, appearance_prior=False)
 ANIMATE_ANYONE = replace(
     TINY, block_out_channels=(320, 640, 1280, 1280),
     down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
@@ -77,7 +79,8 @@ ANIMATE_ANYONE = replace(
     layers_per_block=2, attention_heads=(8, 8, 8, 8), cross_attention_dim=768, norm_num_groups=32,
     motion_layers_per_block=(2, 2, 2, 2), motion_heads=(8, 8, 8, 8), motion_max_seq_length=24,
     use_motion_mid_block=True, vae_block_out_channels=(128, 256, 512, 512), vae_layers_per_block=2,
-    scaling_factor=0.18215, sample_size=512, guider_channels=(16, 32, 96, 256), context_tokens_per_slot=4,
+    scaling_factor=0.18215, sample_size=512, guider_channels=(16, 32, 96, 256), appearance_prior=False,
+    context_tokens_per_slot=4,
     context_image_size=224, context_image_channels=(64, 128, 256, 512, 768))
 
 
@@ -116,7 +119,8 @@ def build_components(cfg: MixModelConfig = TINY, *, seed: int = 0, mode: str = "
             block_out_channels=cfg.vae_block_out_channels, layers_per_block=cfg.vae_layers_per_block,
             latent_channels=cfg.latent_channels, norm_num_groups=cfg.norm_num_groups,
             sample_size=cfg.sample_size, scaling_factor=cfg.scaling_factor)
-        pose_guider = PoseGuider(embedding_channels=cfg.block_out_channels[0], block_out_channels=cfg.guider_channels)
+        pose_guider = PoseGuider(embedding_channels=cfg.block_out_channels[0], block_out_channels=cfg.guider_channels,
+                                 conditioning_channels=3 + (PRIOR_CHANNELS if cfg.appearance_prior else 0))
         reference_guider = PoseGuider(embedding_channels=cfg.block_out_channels[0],
                                       block_out_channels=cfg.guider_channels) if mode.startswith("end2end") else None
         context_encoder = ContextEncoder(context_dim=cfg.cross_attention_dim,

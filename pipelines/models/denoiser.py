@@ -28,6 +28,7 @@ from diffusers.utils import BaseOutput
 from einops import rearrange
 from torch import nn
 
+from ..pose.prior import PRIOR_CHANNELS
 from .guider import ConvInResidual, PoseGuider
 from .reference_attention import (AttentionCapture, ReferenceFeatures, ReferenceState, install_reference_attention)
 from .temporal import TemporalHooks
@@ -66,10 +67,26 @@ class MixDenoiser(nn.Module):
         _remove_previous(unet, "_mix_temporal", self._temporal)
 
     # ---- once per generation -------------------------------------------------------------------------
-    def encode_pose(self, guidance: torch.Tensor) -> torch.Tensor:
-        """IEG video (B, F, 3, H, W) in [-1, 1] → pose features (B, F, C0, h, w), C0 = the UNet's first width."""
+    @property
+    def reads_prior(self) -> bool:
+        """Whether the pose guider reads the appearance prior (``pipelines.pose.prior``) after the IEG video."""
+        return self.pose_guider.config.conditioning_channels == 3 + PRIOR_CHANNELS
+
+    def encode_pose(self, guidance: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """IEG video (B, F, 3, H, W) in [-1, 1] (+ the appearance prior (B, F, 4, H, W) in [-1, 1] when
+        ``reads_prior``) → pose features (B, F, C0, h, w), C0 = the UNet's first width."""
         if guidance.ndim != 5 or guidance.shape[2] != 3:
             raise ValueError(f"guidance: expected (videos, frames, 3, height, width), got {tuple(guidance.shape)}")
+        if self.reads_prior:
+            if prior is None:
+                raise ValueError("prior: this model's pose guider reads the appearance prior; pass the "
+                                 "(videos, frames, 4, height, width) RGBA video from pipelines.pose.prior")
+            if prior.shape != guidance.shape[:2] + (PRIOR_CHANNELS,) + guidance.shape[3:]:
+                raise ValueError(f"prior: expected {tuple(guidance.shape[:2]) + (PRIOR_CHANNELS,) + tuple(guidance.shape[3:])}"
+                                 f", got {tuple(prior.shape)}")
+            guidance = torch.cat([guidance, prior.to(guidance.dtype)], dim=2)
+        elif prior is not None:
+            raise ValueError("prior: this model's pose guider reads only the IEG video (3 channels); drop the prior")
         B = guidance.shape[0]
         feats = self.pose_guider(guidance.flatten(0, 1).to(self.pose_guider.dtype))
         return rearrange(feats, "(b f) c h w -> b f c h w", b=B)

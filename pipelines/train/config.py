@@ -48,6 +48,8 @@ class TrainConfig:
     init: str = ""                     # pipeline folder to start from ("" = fresh random weights of model_config)
     model_config: str = "tiny"         # fresh models: "tiny" (the embedded model) or "test" (tiny tests)
     mode: str = "plain"                # guidance mode for generator/temporal: plain | ieg | end2end | end2end-m
+    appearance_prior: bool = True      # the pose guider also reads the appearance prior (pipelines/pose/prior.py);
+                                       # an --init model without it gets the 4 input channels, zero-initialised
     # ---- data (the world, on the fly) ----------------------------------------------------------------
     seed: int = 0                      # world seed and torch seed
     size: int = 128                    # frame size

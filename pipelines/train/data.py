@@ -10,7 +10,9 @@ Each sample is one reference and a target of ``window`` frames from the same wor
   references the slot order is a random permutation, so colours never encode positions or track numbers;
 * target — ``window`` frames, their visible masks per slot, the pose guidance (IEG: each track's skeleton
   in the colour of the slot performing it; or OpenPose's plain colours for the plain-skeleton ablation),
-  the reference guidance (slot-tinted reference masks), and the assignment slot→track;
+  the reference guidance (slot-tinted reference masks), the appearance prior (``pipelines.pose.prior``: each
+  slot's cut-out placed on the body of the track it performs; blank for the plain-skeleton ablation), and the
+  assignment slot→track;
 * Pre-Classified Sampling draws (reference, target) pairs whose left-to-right order differs with
   probability ``pcs``.
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..pose.ieg import render_ieg, tint_masks
+from ..pose.prior import PRIOR_CHANNELS, appearance_prior
 from ..scene import track_slots
 from ..world import World
 from ..world.shows import background
@@ -102,6 +105,14 @@ class WorldSampler:
         kp = clip.keypoints[off:]
         pose = render_ieg(kp, cfg.size, cfg.size, slots=slots_of_tracks, order=np.tile(clip.order, (len(kp), 1)),
                           plain=cfg.plain)
+        if cfg.plain:       # the appearance prior names identities: the identity-free ablation goes without
+            prior = np.zeros(pose.shape[:3] + (PRIOR_CHANNELS,), np.uint8)
+        else:               # natural frames: the world's true skeletons (hidden joints too) give each cut-out's scale
+            ref_kp = None if use_sheet else clip.keypoints[0][chars_in_slots].copy()
+            if ref_kp is not None:
+                ref_kp[..., 2] = 1.0
+            prior = appearance_prior(reference, ref_masks, kp, slots_of_tracks, cfg.size, cfg.size,
+                                     reference_keypoints=ref_kp)
         return {
             "reference": reference,
             "reference_masks": _pad(ref_masks, MAX_SLOTS, axis=0),
@@ -109,6 +120,7 @@ class WorldSampler:
             "target": clip.frames[off:],
             "target_masks": _pad(clip.masks[off:][:, chars_in_slots], MAX_SLOTS, axis=1),
             "pose": pose,
+            "prior": prior,
             "keypoints": kp,
             "assignment": assignment,
             "slots": np.arange(MAX_SLOTS) < n,
@@ -156,6 +168,7 @@ def collate(samples: list[dict]):
         "reference_masks": torch.stack([torch.from_numpy(s["reference_masks"]).float() for s in samples]),
         "target": torch.stack([img(s["target"]) for s in samples]),                         # (B, T, 3, H, W)
         "pose": torch.stack([img(s["pose"]) for s in samples]),                             # (B, T, 3, H, W)
+        "prior": torch.stack([img(s["prior"]) for s in samples]),                           # (B, T, 4, H, W)
         "target_masks": torch.stack([torch.from_numpy(s["target_masks"]).float() for s in samples]),  # (B,T,S,H,W)
         "assignment": torch.stack([torch.from_numpy(s["assignment"]) for s in samples]),
         "slots": torch.stack([torch.from_numpy(s["slots"]) for s in samples]),

@@ -112,7 +112,8 @@ class GeneratorObjective(nn.Module):
         reference = self.denoiser.encode_reference(
             ref_latents, context, batch["reference_pose"] if self.reference_guider is not None else None)
         masks_on = self.masked
-        out = self.denoiser(noisy, t, context, reference, self.denoiser.encode_pose(batch["pose"]), ref_index=ref_index,
+        pose = self.denoiser.encode_pose(batch["pose"], batch["prior"] if self.denoiser.reads_prior else None)
+        out = self.denoiser(noisy, t, context, reference, pose, ref_index=ref_index,
                             regions=batch["target_masks"] > 0.5 if masks_on else None,
                             ref_regions=batch["reference_masks"] > 0.5 if masks_on else None,
                             capture_layers=self.img_layers)

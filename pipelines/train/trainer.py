@@ -38,6 +38,7 @@ def build_pipeline(cfg: TrainConfig):
     from ..mix import MixPipeline
     from ..models import configs
     from ..models.guider import PoseGuider
+    from ..pose.prior import PRIOR_CHANNELS
 
     mode = cfg.guidance_mode
     if cfg.init:
@@ -46,23 +47,43 @@ def build_pipeline(cfg: TrainConfig):
         mc = {"tiny": configs.TINY, "test": configs.TEST}.get(cfg.model_config)
         if mc is None:
             raise ValueError(f"--model_config: unknown {cfg.model_config!r}; use tiny or test")
-        if mc.sample_size != cfg.size:
-            from dataclasses import replace
-            mc = replace(mc, sample_size=cfg.size)
+        from dataclasses import replace
+        mc = replace(mc, sample_size=cfg.size, appearance_prior=cfg.appearance_prior)
         pipe = MixPipeline(**configs.build_components(mc, seed=cfg.seed, mode="end2end" if mode.startswith("end2end")
                                                       else "ieg"))
+    pose_guider = pipe.pose_guider
+    if cfg.appearance_prior and not pipe.denoiser.reads_prior:
+        pose_guider = widen_guider(pose_guider, PRIOR_CHANNELS)
+    elif pipe.denoiser.reads_prior and not cfg.appearance_prior:
+        raise ValueError(f"--appearance_prior false: the --init model {cfg.init} reads the appearance prior; "
+                         "start from a model without it or leave the flag at true")
     guider = pipe.reference_guider
     if mode.startswith("end2end") and guider is None:
         torch.manual_seed(cfg.seed + 1)
         guider = PoseGuider.from_config(pipe.pose_guider.config)
     elif not mode.startswith("end2end"):
         guider = None
-    pipe = MixPipeline(vae=pipe.vae, unet=pipe.unet, reference_net=pipe.reference_net, pose_guider=pipe.pose_guider,
+    pipe = MixPipeline(vae=pipe.vae, unet=pipe.unet, reference_net=pipe.reference_net, pose_guider=pose_guider,
                        context_encoder=pipe.context_encoder, scheduler=pipe.scheduler,
                        motion_adapter=pipe.motion_adapter, reference_guider=guider, motion_model=None,
                        plain_skeleton=mode == "plain", masked_reference_attention=mode == "end2end-m")
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def widen_guider(guider, extra: int):
+    """A copy of ``guider`` reading ``extra`` more input channels, whose weights start at zero: the widened
+    guider computes exactly what the old one did until training moves them (how the appearance prior is added
+    to a model trained without it)."""
+    from ..models.guider import PoseGuider
+    cfg = dict(guider.config)
+    wide = PoseGuider(embedding_channels=cfg["embedding_channels"], block_out_channels=tuple(cfg["block_out_channels"]),
+                      conditioning_channels=cfg["conditioning_channels"] + extra)
+    state = guider.state_dict()
+    w = state["conv_in.weight"]
+    state["conv_in.weight"] = torch.cat([w, w.new_zeros((w.shape[0], extra) + w.shape[2:])], dim=1)
+    wide.load_state_dict(state)
+    return wide
 
 
 class StageModels:
