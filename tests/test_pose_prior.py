@@ -66,6 +66,15 @@ def test_each_track_gets_the_cutout_of_the_slot_performing_it():
     assert c[0, :, right, 3].max() == 0 and c[0, :, left, 3].max() == 255
 
 
+def test_characters_stand_on_the_reference_set_without_its_characters():
+    img, masks = sheet()
+    out = appearance_prior(img, masks, static_keypoints(1), [-1, -1], SIZE, SIZE)
+    assert out[..., 3].max() == 0
+    assert np.abs(out[0, ..., :3].astype(int) - 128).max() <= 2        # the figures are inpainted away
+    big = appearance_prior(img, masks, static_keypoints(1), [-1, -1], 2 * SIZE, SIZE)
+    assert big.shape == (1, SIZE, 2 * SIZE, 4)
+
+
 def test_nearer_tracks_cover_farther_ones():
     img, masks = sheet()
     kp = static_keypoints(1, xs=(30.0, 34.0))
@@ -126,7 +135,8 @@ def test_prior_covers_the_world_characters_where_they_are():
         assert d["prior"].shape == (2, 128, 128, 4)
     assert np.mean(ious) > 0.55
     plain = WorldSampler(SampleConfig(size=64, plain=True), seed=0)[0]
-    assert plain["prior"].max() == 0             # the identity-free ablation gets no prior
+    assert plain["prior"][..., 3].max() == 0     # the identity-free ablation: the empty set, no characters
+    assert plain["prior"][..., :3].std() > 5
 
 
 def test_widened_guider_starts_where_the_old_one_was():

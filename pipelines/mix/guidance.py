@@ -3,8 +3,8 @@
 * the IEG video (``pipelines.pose.ieg.render_ieg``: each track in the colour of the slot performing it, or
   OpenPose colours for the plain-skeleton mode),
 * the reference guidance (``tint_masks``: slot s's reference mask in slot s's colour),
-* the appearance prior (``pipelines.pose.prior``: each slot's cut-out on the body of its track; blank in the
-  plain-skeleton mode, which carries no identity),
+* the appearance prior (``pipelines.pose.prior``: each slot's cut-out on the body of its track, on the
+  reference's empty set; the set alone in the plain-skeleton mode, which carries no identity),
 * the End2End-M regions: where each slot's character should be in each frame — its track's skeleton,
   torso filled and dilated.
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from ..pose.ieg import default_thickness, draw_skeleton, render_ieg, tint_masks
 from ..pose.openpose import J, check_keypoints
-from ..pose.prior import PRIOR_CHANNELS, appearance_prior
+from ..pose.prior import appearance_prior
 from ..scene import track_slots
 
 _TORSO = [J["r_shoulder"], J["l_shoulder"], J["l_hip"], J["r_hip"]]
@@ -35,11 +35,11 @@ def target_guidance(keypoints: np.ndarray, width: int, height: int, assignment: 
 
 def appearance_prior_video(reference: np.ndarray, masks: np.ndarray, keypoints: np.ndarray, width: int, height: int,
                            assignment: Sequence[int], plain: bool = False) -> np.ndarray:
-    """(F, H, W, 4) uint8 RGBA: slot s's cut-out from the reference placed on the track slot s performs."""
+    """(F, H, W, 4) uint8 RGBA: slot s's cut-out from the reference placed on the track slot s performs, on
+    the reference's empty set (the set alone in the plain-skeleton mode, which carries no identity)."""
     kp = check_keypoints(keypoints)
-    if plain:
-        return np.zeros(kp.shape[:1] + (height, width, PRIOR_CHANNELS), np.uint8)
-    return appearance_prior(reference, masks, kp, track_slots(list(assignment), kp.shape[1]), width, height)
+    slots = [-1] * kp.shape[1] if plain else track_slots(list(assignment), kp.shape[1])
+    return appearance_prior(reference, masks, kp, slots, width, height)
 
 
 def reference_guidance(masks: np.ndarray) -> np.ndarray:

@@ -15,7 +15,11 @@ centred on the middle of neck and hips. The cut-out keeps its aspect ratio; its 
 goes on that centre. Tracks are pasted far → near (``depth_order``), so nearer characters cover farther ones
 as they would on set.
 
-Output: (F, H, W, 4) uint8 RGBA — colour where a character is pasted, alpha 255 there and 0 elsewhere. The
+Under the characters lies the reference's set with its characters inpainted away (``empty_set``): the set
+the creator chose is where the clip plays, and the tiny model did not learn to copy it through attention
+either (its backgrounds were the world's average set).
+
+Output: (F, H, W, 4) uint8 RGBA — the empty set (alpha 0) with the characters pasted on it (alpha 255). The
 generator reads it in [-1, 1] with the IEG video (``MixDenoiser.encode_pose``).
 """
 
@@ -104,6 +108,18 @@ class _Cutout:
         dst[..., 3] = np.maximum(dst[..., 3], alpha[src])
 
 
+def empty_set(reference: np.ndarray, masks: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The reference's set without its characters, (height, width, 3) uint8: character pixels (dilated by
+    2 px, so no outline is left) filled by Telea inpainting from the set around them."""
+    hole = masks.any(0).astype(np.uint8) if len(masks) else np.zeros(reference.shape[:2], np.uint8)
+    hole = cv2.dilate(hole, np.ones((5, 5), np.uint8))
+    rgb = np.ascontiguousarray(reference[..., :3].astype(np.uint8))
+    filled = cv2.inpaint(rgb, hole, 5, cv2.INPAINT_TELEA) if hole.any() else rgb
+    if filled.shape[:2] != (height, width):
+        filled = cv2.resize(filled, (width, height), interpolation=cv2.INTER_AREA)
+    return filled
+
+
 def appearance_prior(reference: np.ndarray, reference_masks: np.ndarray, keypoints: np.ndarray,
                      slots: Sequence[int], width: int, height: int,
                      reference_keypoints: np.ndarray | None = None) -> np.ndarray:
@@ -117,7 +133,8 @@ def appearance_prior(reference: np.ndarray, reference_masks: np.ndarray, keypoin
         reference_keypoints: optional (S, 18, 3) skeleton of each slot's character in the reference (the
             world knows it for natural frames); without it each cut-out's mask box is taken as its whole body.
     Returns:
-        (F, height, width, 4) uint8 RGBA; alpha 0 where no character was placed.
+        (F, height, width, 4) uint8 RGBA: the reference's set without its characters (``empty_set``, alpha 0)
+        with the characters pasted on it (alpha 255).
     """
     kp = check_keypoints(keypoints)
     reference, masks = np.asarray(reference), np.asarray(reference_masks).astype(bool)
@@ -139,6 +156,7 @@ def appearance_prior(reference: np.ndarray, reference_masks: np.ndarray, keypoin
         ref_boxes[:len(rk)] = [body_box(p) for p in rk]
     cutouts = {s: _Cutout(reference, masks[s], ref_boxes[s]) for s in set(slots) if s >= 0}
     out = np.zeros((kp.shape[0], height, width, PRIOR_CHANNELS), np.uint8)
+    out[..., :3] = empty_set(reference, masks, width, height)
     for f in range(kp.shape[0]):
         for t in depth_order(kp[f]):
             s = slots[t]
@@ -150,4 +168,4 @@ def appearance_prior(reference: np.ndarray, reference_masks: np.ndarray, keypoin
     return out
 
 
-__all__ = ["appearance_prior", "body_box", "PRIOR_CHANNELS"]
+__all__ = ["appearance_prior", "body_box", "empty_set", "PRIOR_CHANNELS"]

@@ -11,7 +11,8 @@ Each sample is one reference and a target of ``window`` frames from the same wor
 * target — ``window`` frames, their visible masks per slot, the pose guidance (IEG: each track's skeleton
   in the colour of the slot performing it; or OpenPose's plain colours for the plain-skeleton ablation),
   the reference guidance (slot-tinted reference masks), the appearance prior (``pipelines.pose.prior``: each
-  slot's cut-out placed on the body of the track it performs; blank for the plain-skeleton ablation), and the
+  slot's cut-out placed on the body of the track it performs, on the reference's empty set; the set alone for
+  the plain-skeleton ablation), and the
   assignment slot→track;
 * Pre-Classified Sampling draws (reference, target) pairs whose left-to-right order differs with
   probability ``pcs``.
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..pose.ieg import render_ieg, tint_masks
-from ..pose.prior import PRIOR_CHANNELS, appearance_prior
+from ..pose.prior import appearance_prior
 from ..scene import track_slots
 from ..world import World
 from ..world.shows import background
@@ -105,14 +106,13 @@ class WorldSampler:
         kp = clip.keypoints[off:]
         pose = render_ieg(kp, cfg.size, cfg.size, slots=slots_of_tracks, order=np.tile(clip.order, (len(kp), 1)),
                           plain=cfg.plain)
-        if cfg.plain:       # the appearance prior names identities: the identity-free ablation goes without
-            prior = np.zeros(pose.shape[:3] + (PRIOR_CHANNELS,), np.uint8)
-        else:               # natural frames: the world's true skeletons (hidden joints too) give each cut-out's scale
-            ref_kp = None if use_sheet else clip.keypoints[0][chars_in_slots].copy()
-            if ref_kp is not None:
-                ref_kp[..., 2] = 1.0
-            prior = appearance_prior(reference, ref_masks, kp, slots_of_tracks, cfg.size, cfg.size,
-                                     reference_keypoints=ref_kp)
+        # the appearance prior; the identity-free ablation gets the empty set only (slots -1: no characters).
+        # Natural frames: the world's true skeletons (hidden joints too) give each cut-out its scale
+        ref_kp = None if use_sheet else clip.keypoints[0][chars_in_slots].copy()
+        if ref_kp is not None:
+            ref_kp[..., 2] = 1.0
+        prior = appearance_prior(reference, ref_masks, kp, [-1] * n if cfg.plain else slots_of_tracks,
+                                 cfg.size, cfg.size, reference_keypoints=ref_kp)
         return {
             "reference": reference,
             "reference_masks": _pad(ref_masks, MAX_SLOTS, axis=0),
