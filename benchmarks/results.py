@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 VARIANTS = ("full", "end2end-m", "end2end", "ieg", "plain")
-ROWS = VARIANTS + ("gt",)                # the oracle row: what the metrics give the ground truth itself
-LABELS = {"gt": "ground truth (oracle)", "full": "Full (End2End + IMG)", "end2end-m": "End2End-M", "end2end": "End2End", "ieg": "IEG only",
+ROWS = VARIANTS + ("prior", "gt")       # baselines: the appearance prior pasted (no network) and the oracle
+LABELS = {"gt": "ground truth (oracle)", "prior": "appearance prior alone (no generator)", "full": "Full (End2End + IMG)", "end2end-m": "End2End-M", "end2end": "End2End", "ieg": "IEG only",
           "plain": "plain skeleton"}
 SPLITS = ("all", "swap", "no swap", "seen", "unseen")
 
@@ -140,7 +140,8 @@ def main(argv=None) -> int:
         saved.write_text(json.dumps(doc, indent=1, default=float))
         docs[v] = doc
     docs["gt"] = benchmark_model("gt", limit=args.limit)
-    ran = [d for k, d in docs.items() if d and k != "gt"]
+    docs["prior"] = benchmark_model("prior", limit=args.limit)
+    ran = [d for k, d in docs.items() if d and k not in ("gt", "prior")]
     n = ran[0]["scenes_run"] if ran else 0
     steps = {d["training"]["config"]["max_steps"] for d in ran if d.get("training")}
     n = n or docs["gt"]["scenes_run"]
@@ -158,7 +159,9 @@ def main(argv=None) -> int:
         "visible masks) is the reference the scene assigned. IC swap∩unseen is the issue's target cell "
         "(Full ≥ 0.95). Style-del: share of character-frames on mixed-style scenes whose predicted style is not the "
         "character's own. SSIM/PSNR/L1 against the world's ground-truth video. MQA IC: the IMG score of the "
-        "attention graph itself on 96 held-out swap-pair samples (`held_out_ic` in this script).",
+        "attention graph itself on 96 held-out swap-pair samples (`held_out_ic` in this script). The appearance "
+        "prior row scores the generator's input itself (`pipelines/pose/prior.py`: each reference cut-out pasted "
+        "on its track, no network): what a model reading it starts from.",
         "",
         f"Chance: a random track→reference matching scores 1 / mean characters per scene = {chance(docs['gt']):.3f} "
         f"on these scenes ({chance(docs['gt'], swap_unseen=True):.3f} on swap∩unseen).",

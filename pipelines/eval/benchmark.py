@@ -259,6 +259,8 @@ def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: in
 
     * ``gt`` — the ground truth (oracle); ``gt-swap`` — the ground truth with identities rotated between
       tracks (a model that keeps motion and appearance but loses identity correspondence);
+    * ``prior`` — the appearance prior itself (``pipelines.pose.prior``; no network): the floor a
+      generator reading it must beat;
     * a folder — a saved ``MixPipeline`` (``assets/models/tiny``, ``runs/img-full/final``), a trainer run or
       a trainer checkpoint (see ``load_pipeline_folder``); sampled with each scene's sampler and seed
       (``steps`` overrides the number of steps);
@@ -270,6 +272,8 @@ def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: in
         table = {str(s.folder.resolve()): s for s in bench.scenes}
         return _by_scene(table, 0 if spec == "gt" else 1), \
             "ground truth (oracle)" if spec == "gt" else "ground truth, identities rotated between tracks"
+    if spec == "prior":
+        return prior_model, "appearance prior only: the cut-outs pasted on their tracks, no generator"
     if spec.startswith("py:"):
         import importlib
         mod, _, attr = spec[3:].rpartition(":")
@@ -284,7 +288,7 @@ def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: in
         return (fn() if is_factory else fn), spec
     path = Path(spec)
     if not path.exists():
-        raise ValueError(f"--model: {spec!r} is neither gt, gt-swap, py:module:function nor an existing folder")
+        raise ValueError(f"--model: {spec!r} is neither gt, gt-swap, prior, py:module:function nor an existing folder")
     import torch
     device = device or _default_device()
     pipe, what = load_pipeline_folder(path, device)
@@ -295,6 +299,18 @@ def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: in
         return _to_frames(pipe(scene=scene, generator=gen, num_inference_steps=steps).frames)
 
     return model, what
+
+
+def prior_model(scene: Scene) -> np.ndarray:
+    """The appearance prior's RGB as the clip: the scene resolved exactly as ``MixPipeline`` resolves it."""
+    from ..mix.guidance import appearance_prior_video
+    from ..mix.scene_inputs import resolve_scene
+    from ..mix.sheet import compose_sheet
+    import torch
+    inp = resolve_scene(scene, None, None, torch.Generator().manual_seed(int(scene.seed)))
+    sheet = compose_sheet(inp.cutouts, inp.background, (inp.width, inp.height))
+    return appearance_prior_video(sheet.image, sheet.masks, inp.keypoints, inp.width, inp.height,
+                                  inp.assignment)[..., :3]
 
 
 def load_pipeline_folder(path: str | Path, device=None):
