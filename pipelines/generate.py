@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     if "gif" in paths:
         export_to_gif(result.frames, paths["gif"], result.fps)
     if "sheet" in paths:
-        view = side_by_side(result.reference_sheet, result.reference_guidance, result.guidance_frames, result.frames)
+        view = side_by_side(result.reference_sheet, result.reference_guidance, result.guidance_frames, result.frames,
+                            result.appearance_prior)
         export_to_video(view, paths["sheet"], result.fps)
         if "sheet_gif" in paths:
             export_to_gif(view, paths["sheet_gif"], result.fps)

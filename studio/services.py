@@ -336,6 +336,7 @@ class Generation:
     fps: float
     warnings: list[str]             # what the pipeline adjusted (e.g. a short motion held on its last pose)
     seconds: float
+    appearance_prior: np.ndarray | None = None   # (F, H, W, 4) what the pose guider read next to the IEG video
 
 
 class GenerateService:
@@ -438,13 +439,15 @@ class GenerateService:
         notes = list(out.warnings) + [str(w.message) for w in caught if issubclass(w.category, UserWarning)
                                       and "pipelines" in Path(w.filename).parts and str(w.message) not in out.warnings]
         return Generation(np.asarray(out.frames), np.asarray(out.guidance_frames), np.asarray(out.reference_sheet),
-                          np.asarray(out.reference_guidance), float(out.fps), notes, seconds)
+                          np.asarray(out.reference_guidance), float(out.fps), notes, seconds,
+                          None if out.appearance_prior is None else np.asarray(out.appearance_prior))
 
     @staticmethod
     def write(gen: Generation, folder: Path, stem: str) -> dict[str, Path]:
-        """The clip's files: mp4, gif and the side-by-side view (references | slots | guidance | output)."""
+        """The clip's files: mp4, gif and the side-by-side view (references | slots | guidance | [prior |] output)."""
         from pipelines.mix import export_to_gif, export_to_video, side_by_side
-        view = side_by_side(gen.reference_sheet, gen.reference_guidance, gen.guidance_frames, gen.frames)
+        view = side_by_side(gen.reference_sheet, gen.reference_guidance, gen.guidance_frames, gen.frames,
+                            gen.appearance_prior)
         return {"video": export_to_video(gen.frames, folder / f"{stem}.mp4", gen.fps),
                 "gif": export_to_gif(gen.frames, folder / f"{stem}.gif", gen.fps),
                 "sheet": export_to_video(view, folder / f"{stem}-sheet.mp4", gen.fps)}

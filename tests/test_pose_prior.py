@@ -187,3 +187,16 @@ def test_pipeline_feeds_the_prior_and_the_prior_changes_the_frames():
         pipe.pose_guider.conv_in.weight[:, 3:] = 0
     other = pipe(**kw, generator=torch.Generator().manual_seed(0))
     assert not np.array_equal(out.frames, other.frames)
+
+
+def test_side_by_side_shows_the_prior_panel_when_given():
+    from pipelines.mix import side_by_side
+    frames = np.zeros((2, SIZE, SIZE, 3), np.uint8)
+    ref = np.zeros((SIZE, SIZE, 3), np.uint8)
+    assert side_by_side(ref, ref, frames, frames).shape == (2, SIZE + 16, 4 * SIZE, 3)
+    prior = np.full((2, SIZE, SIZE, 4), 200, np.uint8)
+    view = side_by_side(ref, ref, frames, frames, prior)
+    assert view.shape == (2, SIZE + 16, 5 * SIZE, 3)
+    assert view[0, 16:, 3 * SIZE:4 * SIZE].mean() > 150          # the prior's panel, before the output
+    with pytest.raises(ValueError, match="prior_frames: 1 frames for a 2-frame clip"):
+        side_by_side(ref, ref, frames, frames, prior[:1])

@@ -45,12 +45,17 @@ def _panel(image: np.ndarray, label: str) -> np.ndarray:
 
 
 def side_by_side(reference_sheet: np.ndarray, reference_guidance: np.ndarray, guidance_frames: np.ndarray,
-                 frames: np.ndarray) -> np.ndarray:
-    """(F, H + 16, 4·W, 3) uint8: reference sheet | tinted reference | IEG frame | output frame, labelled.
+                 frames: np.ndarray, prior_frames: np.ndarray | None = None) -> np.ndarray:
+    """(F, H + 16, 4·W, 3) uint8: reference sheet | tinted reference | IEG frame | output frame, labelled
+    (5·W with the appearance prior's RGB, ``prior_frames`` (F, H, W, 3 or 4), as a panel before the output).
     The still panels repeat on every frame; all panels are brought to the output's height."""
     frames, guidance_frames = _check_frames(frames), _check_frames(guidance_frames)
     if len(guidance_frames) != len(frames):
         raise ValueError(f"guidance_frames: {len(guidance_frames)} frames for a {len(frames)}-frame clip")
+    if prior_frames is not None:
+        prior_frames = _check_frames(np.asarray(prior_frames)[..., :3])
+        if len(prior_frames) != len(frames):
+            raise ValueError(f"prior_frames: {len(prior_frames)} frames for a {len(frames)}-frame clip")
     h = frames.shape[1]
 
     def fit(img):
@@ -58,8 +63,10 @@ def side_by_side(reference_sheet: np.ndarray, reference_guidance: np.ndarray, gu
         return cv2.resize(img, (max(1, round(img.shape[1] * s)), h), interpolation=cv2.INTER_AREA) if s != 1 else img
 
     still = np.concatenate([_panel(fit(reference_sheet), "references"), _panel(fit(reference_guidance), "slots")], 1)
-    return np.stack([np.concatenate([still, _panel(fit(g), "guidance"), _panel(f, "output")], 1)
-                     for g, f in zip(guidance_frames, frames)])
+    priors = prior_frames if prior_frames is not None else [None] * len(frames)
+    return np.stack([np.concatenate([still, _panel(fit(g), "guidance")]
+                                    + ([_panel(fit(p), "prior")] if p is not None else []) + [_panel(f, "output")], 1)
+                     for g, p, f in zip(guidance_frames, priors, frames)])
 
 
 __all__ = ["export_to_video", "export_to_gif", "side_by_side"]
