@@ -200,3 +200,29 @@ def test_side_by_side_shows_the_prior_panel_when_given():
     assert view[0, 16:, 3 * SIZE:4 * SIZE].mean() > 150          # the prior's panel, before the output
     with pytest.raises(ValueError, match="prior_frames: 1 frames for a 2-frame clip"):
         side_by_side(ref, ref, frames, frames, prior[:1])
+
+
+def test_prior_strength_starts_from_the_noised_prior():
+    """SDEdit start: a low strength keeps the output near the prior, runs only its share of the steps, and
+    bad strengths are refused; a model without the prior still starts from pure noise by default."""
+    from dataclasses import replace
+
+    from generator_fixtures import wake
+    from pipelines.mix import MixPipeline
+    pipe = MixPipeline(**wake(build_components(replace(TEST, appearance_prior=True), seed=0)))
+    pipe.set_progress_bar_config(disable=True)
+    img, masks = sheet()
+    kw = dict(reference_image=img, reference_masks=masks, keypoints=static_keypoints(2), width=SIZE, height=SIZE,
+              num_inference_steps=10, generator=torch.Generator().manual_seed(0))
+    steps = []
+    low = pipe(**kw, prior_strength=0.2, callback_on_step_end=lambda p, i, t, d: steps.append(int(t)) or {})
+    full = pipe(**{**kw, "generator": torch.Generator().manual_seed(0)}, prior_strength=1.0)
+    assert len(steps) == 2
+    prior = low.appearance_prior[..., :3].astype(float)
+    assert np.abs(low.frames - prior).mean() < np.abs(full.frames - prior).mean()
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="prior_strength"):
+            pipe(**kw, prior_strength=bad)
+    old = MixPipeline(**make_components())
+    old.set_progress_bar_config(disable=True)
+    assert old(**{**kw, "num_inference_steps": 2}).appearance_prior is None      # pure noise, no prior needed

@@ -30,6 +30,7 @@ from .scene_inputs import resolve_scene
 from .sheet import check_cutout, compose_sheet, sheet_from_frame
 
 logger = logging.getLogger(__name__)
+DEFAULT_PRIOR_STRENGTH = 0.7     # SDEdit start for models that read the appearance prior (docs/TRAINING.md)
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -375,6 +376,7 @@ class MixPipeline(DiffusionPipeline):
         scheduler: str | None = None,
         generator: torch.Generator | None = None,
         latents: torch.Tensor | None = None,
+        prior_strength: float | None = None,
         slot_tokens: torch.Tensor | None = None,
         word_tokens: torch.Tensor | None = None,
         window_size: int = 16,
@@ -398,6 +400,10 @@ class MixPipeline(DiffusionPipeline):
             characters: or per-slot cut-outs [(image, mask), …], laid out on a sheet over ``background``
                 (an image, a colour or None for neutral grey).
             keypoints: (F, T, 18, 3) OpenPose-18 in pixels of the ``width`` × ``height`` output.
+            prior_strength: start denoising from the appearance prior noised to this share of the schedule
+                (SDEdit) instead of pure noise: 1 = pure noise, lower keeps more of the prior's colours and
+                layout. Default ``DEFAULT_PRIOR_STRENGTH`` for a model that reads the prior, 1 otherwise.
+                Ignored when ``latents`` are given.
             assignment: slot i performs track ``assignment[i]`` (default slot i ↦ track i).
             prompt: kept for the CCE text encoder; this model reads identities from the slots, not words.
             num_frames: must equal the keypoints' frame count when given.
@@ -475,25 +481,39 @@ class MixPipeline(DiffusionPipeline):
         reference = self.denoiser.encode_reference(ref_latents, context, ref_guid)
 
         # 5. Encode the pose — once per generation
+        if prior_strength is None:
+            prior_strength = DEFAULT_PRIOR_STRENGTH if self.denoiser.reads_prior else 1.0
+        if not 0 < float(prior_strength) <= 1:
+            raise ValueError(f"prior_strength: {prior_strength!r} must be in (0, 1] (1 = start from pure noise)")
         prior = None
-        if self.denoiser.reads_prior:
+        if self.denoiser.reads_prior or (prior_strength < 1 and latents is None):
             prior = appearance_prior_video(sheet.image, sheet.masks, kp, width, height, assignment,
                                            plain=self.config.plain_skeleton)
         pose = self.denoiser.encode_pose(_image_tensor(ieg, device, dtype)[None],
-                                         None if prior is None else _image_tensor(prior, device, dtype)[None])
+                                         _image_tensor(prior, device, dtype)[None] if self.denoiser.reads_prior else None)
 
         # 6. Prepare timesteps and latents
         sched = self.scheduler if scheduler is None else make_scheduler(scheduler, self.scheduler.config)
         sched.set_timesteps(num_inference_steps, device=device)
         timesteps = sched.timesteps
-        self._num_timesteps = len(timesteps)
+        from_prior = prior_strength < 1 and latents is None
         latents = self.prepare_latents(num_frames, height, width, dtype, device, generator, latents,
                                        sched.init_noise_sigma)
+        if from_prior:      # SDEdit: the prior's latents noised to the first kept timestep
+            skip = min(num_inference_steps - 1, int(round(num_inference_steps * (1 - prior_strength))))
+            timesteps = timesteps[skip * sched.order:]
+            if hasattr(sched, "set_begin_index"):
+                sched.set_begin_index(skip * sched.order)
+            frames_in = _image_tensor(prior[..., :3], device, dtype)
+            init = torch.cat([self.encode_image(frames_in[i:i + 8]) for i in range(0, num_frames, 8)])
+            latents = sched.add_noise(init.transpose(0, 1)[None].to(dtype), latents / sched.init_noise_sigma,
+                                      timesteps[:1])
+        self._num_timesteps = len(timesteps)
         windows = temporal_windows(num_frames, window_size, window_overlap)
         weights = window_weights(windows, num_frames)
 
         # 7. Denoising loop (sliding windows blended every step)
-        with self.progress_bar(total=num_inference_steps) as progress_bar, self.denoiser.cached_reference():
+        with self.progress_bar(total=len(timesteps)) as progress_bar, self.denoiser.cached_reference():
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
