@@ -254,7 +254,8 @@ def _by_scene(bench_scene_of: dict, rotate: int) -> Model:
     return model
 
 
-def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: int | None = None) -> tuple[Model, str]:
+def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: int | None = None,
+               prior_strength: float | None = None) -> tuple[Model, str]:
     """A model by name → (callable scene → frames, description).
 
     * ``gt`` — the ground truth (oracle); ``gt-swap`` — the ground truth with identities rotated between
@@ -263,7 +264,7 @@ def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: in
       generator reading it must beat;
     * a folder — a saved ``MixPipeline`` (``assets/models/tiny``, ``runs/img-full/final``), a trainer run or
       a trainer checkpoint (see ``load_pipeline_folder``); sampled with each scene's sampler and seed
-      (``steps`` overrides the number of steps);
+      (``steps`` overrides the number of steps, ``prior_strength`` the SDEdit start, default the pipeline's);
     * ``py:package.module:function`` — a callable scene → frames, or a factory returning one.
     """
     spec = str(spec)
@@ -296,7 +297,8 @@ def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: in
     def model(scene: Scene) -> np.ndarray:
         # the scene's own seed, on the CPU, so a model gives the same clip on any device
         gen = torch.Generator(device="cpu").manual_seed(int(scene.seed))
-        return _to_frames(pipe(scene=scene, generator=gen, num_inference_steps=steps).frames)
+        return _to_frames(pipe(scene=scene, generator=gen, num_inference_steps=steps,
+                               prior_strength=prior_strength).frames)
 
     return model, what
 
@@ -475,7 +477,7 @@ def _threads() -> int:
 
 
 def benchmark_model(model: "str | Path | Model", *, limit: int | None = None, steps: int | None = None,
-                    device=None, descriptor: str = "probe", benchmark: str | Path | None = None,
+                    prior_strength: float | None = None, device=None, descriptor: str = "probe", benchmark: str | Path | None = None,
                     probes: str | Path | None = None, out: str | Path | None = None, log=print) -> dict:
     """Benchmark one model on ICE-mini and return the results document (what ``benchmark --out`` writes).
 
@@ -491,7 +493,7 @@ def benchmark_model(model: "str | Path | Model", *, limit: int | None = None, st
     if callable(model):
         fn, name = model, getattr(model, "__name__", "callable")
     else:
-        fn, name = load_model(model, bench, device, steps)
+        fn, name = load_model(model, bench, device, steps, prior_strength)
     doc = run_benchmark(fn, bench, limit=limit, descriptor=get_descriptor(descriptor, loaded), probes=loaded,
                         model_name=name, log=log)
     if out:

@@ -30,7 +30,7 @@ from .scene_inputs import resolve_scene
 from .sheet import check_cutout, compose_sheet, sheet_from_frame
 
 logger = logging.getLogger(__name__)
-DEFAULT_PRIOR_STRENGTH = 0.7     # SDEdit start for models that read the appearance prior (docs/TRAINING.md)
+DEFAULT_PRIOR_STRENGTH = 0.5     # SDEdit start for models that read the appearance prior (docs/TRAINING.md)
 
 EXAMPLE_DOC_STRING = """
     Examples:
