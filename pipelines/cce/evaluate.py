@@ -75,6 +75,7 @@ def world_samples(spec, n: int, *, seed: int = 99, size: int = 128, reference=No
                     "reference_pose": tint_masks(sheet.masks), "target": clip.frames[f:f + 1],
                     "target_masks": _pad(clip.masks[f:f + 1], MAX_SLOTS, axis=1),
                     "pose": render_ieg(clip.keypoints[f:f + 1], size, size, slots=[0]),
+                    "keypoints": clip.keypoints[f:f + 1],
                     "assignment": np.array([0] + [-1] * (MAX_SLOTS - 1)), "slots": np.arange(MAX_SLOTS) < 1,
                     "swap": False, "caption": clip.caption, "names": [spec.name]})
     return out

@@ -154,6 +154,17 @@ def _pad(a: np.ndarray, n: int, axis: int) -> np.ndarray:
     return np.pad(a, pad)
 
 
+def sample_prior(s: dict) -> np.ndarray:
+    """A sample's appearance prior: its own ``prior`` or, for samples made elsewhere (CCE fitting and
+    evaluation), the one its reference, masks, keypoints and assignment give — the same function either way."""
+    if "prior" in s:
+        return s["prior"]
+    assignment = [int(a) for a in s["assignment"] if a >= 0]
+    kp = s["keypoints"]
+    return appearance_prior(s["reference"], s["reference_masks"], kp, track_slots(assignment, kp.shape[1]),
+                            s["pose"].shape[2], s["pose"].shape[1])
+
+
 def collate(samples: list[dict]):
     """Stack samples into torch tensors: images float in [-1, 1], channels first; masks float."""
     import torch
@@ -168,7 +179,7 @@ def collate(samples: list[dict]):
         "reference_masks": torch.stack([torch.from_numpy(s["reference_masks"]).float() for s in samples]),
         "target": torch.stack([img(s["target"]) for s in samples]),                         # (B, T, 3, H, W)
         "pose": torch.stack([img(s["pose"]) for s in samples]),                             # (B, T, 3, H, W)
-        "prior": torch.stack([img(s["prior"]) for s in samples]),                           # (B, T, 4, H, W)
+        "prior": torch.stack([img(sample_prior(s)) for s in samples]),                           # (B, T, 4, H, W)
         "target_masks": torch.stack([torch.from_numpy(s["target_masks"]).float() for s in samples]),  # (B,T,S,H,W)
         "assignment": torch.stack([torch.from_numpy(s["assignment"]) for s in samples]),
         "slots": torch.stack([torch.from_numpy(s["slots"]) for s in samples]),
