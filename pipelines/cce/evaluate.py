@@ -59,6 +59,7 @@ def world_samples(spec, n: int, *, seed: int = 99, size: int = 128, reference=No
     """``n`` held-out generator samples (``WorldSampler``'s layout) of one character: a frame of a world clip of
     it (its mask, its keypoints as IEG) as the target, and ``reference`` (image, mask) — default a world
     portrait — on a composed sheet."""
+    from ..mix.guidance import appearance_prior_video
     from ..mix.sheet import compose_sheet
     from ..pose.ieg import render_ieg, tint_masks
     from ..train.data import MAX_SLOTS, _pad
@@ -75,7 +76,8 @@ def world_samples(spec, n: int, *, seed: int = 99, size: int = 128, reference=No
                     "reference_pose": tint_masks(sheet.masks), "target": clip.frames[f:f + 1],
                     "target_masks": _pad(clip.masks[f:f + 1], MAX_SLOTS, axis=1),
                     "pose": render_ieg(clip.keypoints[f:f + 1], size, size, slots=[0]),
-                    "keypoints": clip.keypoints[f:f + 1],
+                    "prior": appearance_prior_video(sheet.image, sheet.masks, clip.keypoints[f:f + 1], size, size,
+                                                    [0]),
                     "assignment": np.array([0] + [-1] * (MAX_SLOTS - 1)), "slots": np.arange(MAX_SLOTS) < 1,
                     "swap": False, "caption": clip.caption, "names": [spec.name]})
     return out

@@ -139,6 +139,7 @@ def training_sample(pairs, rng: np.random.Generator, size: int, name: str = "", 
     """One generator training sample (``WorldSampler``'s layout) of a character known only from images:
     image i cut out and pasted onto a random world set at a random size and place (the target, posed by
     its keypoints or a fitted standing skeleton), image j (≠ i when there are several) on a reference sheet."""
+    from ..mix.guidance import appearance_prior_video
     from ..mix.sheet import compose_sheet, crop_to_mask
     from ..pose.ieg import render_ieg, tint_masks
     from ..train.cca import Cutout, composite, place
@@ -170,10 +171,12 @@ def training_sample(pairs, rng: np.random.Generator, size: int, name: str = "", 
     bg2 = np.ascontiguousarray(background(shows[int(rng.integers(len(shows)))], int(rng.integers(VARIANTS)), size, size))
     sheet = compose_sheet([pairs[j]], bg2, (size, size))
     pose = render_ieg(comp.keypoints, size, size, slots=[0])
+    prior = appearance_prior_video(sheet.image, sheet.masks, comp.keypoints, size, size, [0])
     return {
         "reference": sheet.image, "reference_masks": _pad(sheet.masks, MAX_SLOTS, axis=0),
         "reference_pose": tint_masks(sheet.masks), "target": comp.frames,
-        "target_masks": _pad(comp.masks, MAX_SLOTS, axis=1), "pose": pose, "keypoints": comp.keypoints,
+        "target_masks": _pad(comp.masks, MAX_SLOTS, axis=1), "pose": pose, "prior": prior,
+        "keypoints": comp.keypoints,
         "assignment": np.array([0] + [-1] * (MAX_SLOTS - 1)), "slots": np.arange(MAX_SLOTS) < 1, "n": 1,
         "swap": False, "sheet": True, "caption": f"[character: {name or 'it'}] stands.", "names": [name],
     }

@@ -34,12 +34,14 @@ def target_guidance(keypoints: np.ndarray, width: int, height: int, assignment: 
 
 
 def appearance_prior_video(reference: np.ndarray, masks: np.ndarray, keypoints: np.ndarray, width: int, height: int,
-                           assignment: Sequence[int], plain: bool = False) -> np.ndarray:
+                           assignment: Sequence[int], plain: bool = False,
+                           reference_keypoints: np.ndarray | None = None) -> np.ndarray:
     """(F, H, W, 4) uint8 RGBA: slot s's cut-out from the reference placed on the track slot s performs, on
-    the reference's empty set (the set alone in the plain-skeleton mode, which carries no identity)."""
+    the reference's empty set (the set alone in the plain-skeleton mode, which carries no identity).
+    ``reference_keypoints`` (S, 18, 3): each slot's skeleton in the reference, when known (``appearance_prior``)."""
     kp = check_keypoints(keypoints)
     slots = [-1] * kp.shape[1] if plain else track_slots(list(assignment), kp.shape[1])
-    return appearance_prior(reference, masks, kp, slots, width, height)
+    return appearance_prior(reference, masks, kp, slots, width, height, reference_keypoints=reference_keypoints)
 
 
 def reference_guidance(masks: np.ndarray) -> np.ndarray:

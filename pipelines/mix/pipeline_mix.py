@@ -485,8 +485,9 @@ class MixPipeline(DiffusionPipeline):
             prior_strength = DEFAULT_PRIOR_STRENGTH if self.denoiser.reads_prior else 1.0
         if not 0 < float(prior_strength) <= 1:
             raise ValueError(f"prior_strength: {prior_strength!r} must be in (0, 1] (1 = start from pure noise)")
+        from_prior = prior_strength < 1 and latents is None          # SDEdit start (step 6)
         prior = None
-        if self.denoiser.reads_prior or (prior_strength < 1 and latents is None):
+        if self.denoiser.reads_prior or from_prior:
             prior = appearance_prior_video(sheet.image, sheet.masks, kp, width, height, assignment,
                                            plain=self.config.plain_skeleton)
         pose = self.denoiser.encode_pose(_image_tensor(ieg, device, dtype)[None],
@@ -496,7 +497,6 @@ class MixPipeline(DiffusionPipeline):
         sched = self.scheduler if scheduler is None else make_scheduler(scheduler, self.scheduler.config)
         sched.set_timesteps(num_inference_steps, device=device)
         timesteps = sched.timesteps
-        from_prior = prior_strength < 1 and latents is None
         latents = self.prepare_latents(num_frames, height, width, dtype, device, generator, latents,
                                        sched.init_noise_sigma)
         if from_prior:      # SDEdit: the prior's latents noised to the first kept timestep

@@ -12,8 +12,7 @@ Each sample is one reference and a target of ``window`` frames from the same wor
   in the colour of the slot performing it; or OpenPose's plain colours for the plain-skeleton ablation),
   the reference guidance (slot-tinted reference masks), the appearance prior (``pipelines.pose.prior``: each
   slot's cut-out placed on the body of the track it performs, on the reference's empty set; the set alone for
-  the plain-skeleton ablation), and the
-  assignment slot→track;
+  the plain-skeleton ablation), and the assignment slot→track;
 * Pre-Classified Sampling draws (reference, target) pairs whose left-to-right order differs with
   probability ``pcs``.
 
@@ -27,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..mix.guidance import appearance_prior_video
 from ..pose.ieg import render_ieg, tint_masks
-from ..pose.prior import appearance_prior
 from ..scene import track_slots
 from ..world import World
 from ..world.shows import background
@@ -106,13 +105,12 @@ class WorldSampler:
         kp = clip.keypoints[off:]
         pose = render_ieg(kp, cfg.size, cfg.size, slots=slots_of_tracks, order=np.tile(clip.order, (len(kp), 1)),
                           plain=cfg.plain)
-        # the appearance prior; the identity-free ablation gets the empty set only (slots -1: no characters).
-        # Natural frames: the world's true skeletons (hidden joints too) give each cut-out its scale
+        # natural frames: the world's true skeletons (hidden joints too) give each cut-out its scale
         ref_kp = None if use_sheet else clip.keypoints[0][chars_in_slots].copy()
         if ref_kp is not None:
             ref_kp[..., 2] = 1.0
-        prior = appearance_prior(reference, ref_masks, kp, [-1] * n if cfg.plain else slots_of_tracks,
-                                 cfg.size, cfg.size, reference_keypoints=ref_kp)
+        prior = appearance_prior_video(reference, ref_masks, kp, cfg.size, cfg.size, chars_in_slots,
+                                       plain=cfg.plain, reference_keypoints=ref_kp)
         return {
             "reference": reference,
             "reference_masks": _pad(ref_masks, MAX_SLOTS, axis=0),
@@ -154,17 +152,6 @@ def _pad(a: np.ndarray, n: int, axis: int) -> np.ndarray:
     return np.pad(a, pad)
 
 
-def sample_prior(s: dict) -> np.ndarray:
-    """A sample's appearance prior: its own ``prior`` or, for samples made elsewhere (CCE fitting and
-    evaluation), the one its reference, masks, keypoints and assignment give — the same function either way."""
-    if "prior" in s:
-        return s["prior"]
-    assignment = [int(a) for a in s["assignment"] if a >= 0]
-    kp = s["keypoints"]
-    return appearance_prior(s["reference"], s["reference_masks"], kp, track_slots(assignment, kp.shape[1]),
-                            s["pose"].shape[2], s["pose"].shape[1])
-
-
 def collate(samples: list[dict]):
     """Stack samples into torch tensors: images float in [-1, 1], channels first; masks float."""
     import torch
@@ -179,7 +166,7 @@ def collate(samples: list[dict]):
         "reference_masks": torch.stack([torch.from_numpy(s["reference_masks"]).float() for s in samples]),
         "target": torch.stack([img(s["target"]) for s in samples]),                         # (B, T, 3, H, W)
         "pose": torch.stack([img(s["pose"]) for s in samples]),                             # (B, T, 3, H, W)
-        "prior": torch.stack([img(sample_prior(s)) for s in samples]),                           # (B, T, 4, H, W)
+        "prior": torch.stack([img(s["prior"]) for s in samples]),                           # (B, T, 4, H, W)
         "target_masks": torch.stack([torch.from_numpy(s["target_masks"]).float() for s in samples]),  # (B,T,S,H,W)
         "assignment": torch.stack([torch.from_numpy(s["assignment"]) for s in samples]),
         "slots": torch.stack([torch.from_numpy(s["slots"]) for s in samples]),
