@@ -189,3 +189,13 @@ def test_two_processes_under_accelerate_both_train(tmp_path):
     from pipelines.mix import MixPipeline
     pipe = MixPipeline.from_pretrained(tmp_path / "run" / "final", dtype=torch.float32)
     assert pipe.unet is not None
+
+
+def test_a_fresh_reference_guider_reads_tinted_masks_even_when_the_pose_guider_reads_the_prior(tmp_path):
+    from pipelines.train.export import export
+    base = cfg(tmp_path, stage="generator", mode="ieg", max_steps=1)
+    train(base)
+    out = export(base.output_dir, "latest", tmp_path / "ieg")
+    pipe = build_pipeline(cfg(tmp_path, stage="img", variant="end2end", init=str(out)))
+    assert pipe.denoiser.reads_prior
+    assert pipe.reference_guider.config.conditioning_channels == 3

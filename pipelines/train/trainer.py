@@ -60,7 +60,7 @@ def build_pipeline(cfg: TrainConfig):
     guider = pipe.reference_guider
     if mode.startswith("end2end") and guider is None:
         torch.manual_seed(cfg.seed + 1)
-        guider = PoseGuider.from_config(pipe.pose_guider.config)
+        guider = PoseGuider.from_config({**pipe.pose_guider.config, "conditioning_channels": 3})
     elif not mode.startswith("end2end"):
         guider = None
     pipe = MixPipeline(vae=pipe.vae, unet=pipe.unet, reference_net=pipe.reference_net, pose_guider=pose_guider,
