@@ -199,3 +199,33 @@ def test_a_fresh_reference_guider_reads_tinted_masks_even_when_the_pose_guider_r
     pipe = build_pipeline(cfg(tmp_path, stage="img", variant="end2end", init=str(out)))
     assert pipe.denoiser.reads_prior
     assert pipe.reference_guider.config.conditioning_channels == 3
+
+
+def test_character_weight_moves_the_loss_onto_character_pixels(tmp_path):
+    """character_weights: 1 + w × coverage, normalised to mean 1 per sample; with w = 0 the objective's loss
+    is the plain ε-MSE, with w > 0 it is the same squared error weighted that way (same noise, same batch)."""
+    from pipelines.train.objectives import character_weights
+    from pipelines.train.trainer import _StepData
+    masks = torch.zeros(2, 1, 3, 8, 8)
+    masks[0, 0, 1, :4, :4] = 1                        # sample 0: a character over the top-left quarter
+    w = character_weights(masks, (4, 4), 3.0)
+    assert w.shape == (2, 1, 4, 4)
+    assert torch.allclose(w.mean(dim=(1, 2, 3)), torch.ones(2))
+    assert torch.allclose(w[0, 0, :2, :2], torch.full((2, 2), 4 / 1.75)) and torch.allclose(w[0, 0, 2:, 2:], torch.full((2, 2), 1 / 1.75))
+    assert torch.allclose(w[1], torch.ones(1, 4, 4))   # no character: plain weights
+    half = torch.zeros(1, 1, 1, 2, 2)
+    half[..., 0, 0] = 1                               # a latent pixel half covered gets half the extra weight
+    assert torch.allclose(character_weights(half, (1, 2), 2.0)[0, 0, 0], torch.tensor([2.0, 1.0]) / 1.5)
+
+    c = cfg(tmp_path, cfg_dropout=0.0)
+    pipe = build_pipeline(c)
+    batch, _ = _StepData(c, 0, 1, 0)[0]
+    assert batch["target_masks"].amax() > 0
+    with torch.no_grad():
+        plain = make_objective(c, pipe)(batch)
+        weighted = make_objective(TrainConfig(**{**c.to_dict(), "character_weight": 4.0}), pipe)(batch)
+    assert "weighted" not in plain and torch.allclose(plain["loss"], plain["diffusion"])
+    assert torch.allclose(weighted["diffusion"], plain["diffusion"])      # the plain ε-MSE is still logged
+    assert torch.allclose(weighted["loss"], weighted["weighted"]) and not torch.allclose(weighted["loss"], plain["loss"])
+    with pytest.raises(ValueError, match="--character_weight"):
+        TrainConfig(character_weight=-1.0).check()

@@ -72,6 +72,9 @@ class TrainConfig:
     mixed_precision: str = "no"        # "bf16": autocast the forward (weights and optimiser stay fp32); 1.5× faster on
                                        # this CPU's AMX/AVX-512-BF16 units, and the usual choice on GPUs
     cfg_dropout: float = 0.1           # probability of dropping reference + context (classifier-free guidance)
+    character_weight: float = 0.0      # extra weight of character pixels in the diffusion loss: each latent pixel
+                                       # weighs 1 + w × (share of it covered by a character), normalised per sample
+                                       # (characters are ~15 % of a frame but all of the identity)
     # ---- IMG (img stage, variant "full") -------------------------------------------------------------
     img_weight: float = 0.2            # λ in L = L_diffusion + λ (1 − mean_ℓ IC_ℓ)
     msm_layers: int = 2                # multi-scale matching: how many layers of MSM_ORDER
@@ -127,6 +130,8 @@ class TrainConfig:
             raise ValueError("--pcs, --sheet and --mix are probabilities in 0..1")
         if self.img_weight < 0:
             raise ValueError(f"--img_weight: {self.img_weight} must be ≥ 0")
+        if self.character_weight < 0:
+            raise ValueError(f"--character_weight: {self.character_weight} must be ≥ 0 (0 = plain ε-MSE)")
         if self.window > self.clip_frames:
             raise ValueError(f"--window {self.window} is longer than --clip_frames {self.clip_frames}")
         if self.vae_crop and (self.vae_crop % 8 or self.vae_crop > self.size):

@@ -60,13 +60,25 @@ class VAEObjective(nn.Module):
         return {"loss": loss, "l1": l1.detach(), "edge": edge.detach(), "kl": kl.detach()}
 
 
+def character_weights(target_masks: torch.Tensor, size: tuple[int, int], weight: float) -> torch.Tensor:
+    """Per-latent-pixel loss weights (B, T, h, w): 1 + ``weight`` × the share of the pixel covered by any
+    character (area pooling of the union of ``target_masks`` (B, T, S, H, W)), scaled so every sample's
+    weights average 1 — the loss keeps its magnitude and only its attention moves to the characters."""
+    B, T = target_masks.shape[:2]
+    union = target_masks.float().amax(2).flatten(0, 1)[:, None]                          # (B·T, 1, H, W)
+    cover = F.adaptive_avg_pool2d(union, tuple(size))[:, 0].unflatten(0, (B, T))         # (B, T, h, w)
+    w = 1.0 + weight * cover
+    return w / w.mean(dim=(1, 2, 3), keepdim=True)
+
+
 class GeneratorObjective(nn.Module):
     """Holds the pipeline's trainable modules as submodules (so DDP sees their parameters) and runs one
     training forward through ``MixDenoiser``."""
 
     def __init__(self, pipe, *, cfg_dropout: float = 0.1, img_layers: tuple[str, ...] = (), img_weight: float = 0.2,
-                 masked_reference_attention: bool = False):
+                 masked_reference_attention: bool = False, character_weight: float = 0.0):
         super().__init__()
+        self.character_weight = float(character_weight)
         self.vae = pipe.vae
         self.unet, self.reference_net = pipe.unet, pipe.reference_net
         self.pose_guider, self.reference_guider = pipe.pose_guider, pipe.reference_guider
@@ -121,8 +133,13 @@ class GeneratorObjective(nn.Module):
             goal = self.noise_scheduler.get_velocity(latents, noise, t)
         else:
             goal = noise
-        diffusion = F.mse_loss(out.sample.float(), goal.float())
+        error = (out.sample.float() - goal.float()) ** 2                   # (B, C, T, h, w)
+        diffusion = error.mean()
         result = {"diffusion": diffusion.detach()}
+        if self.character_weight > 0:
+            weight = character_weights(batch["target_masks"], error.shape[-2:], self.character_weight)
+            diffusion = (error * weight[:, None]).mean()
+            result["weighted"] = diffusion.detach()
         loss = diffusion
         if self.img_layers:
             captures = out.captures

@@ -133,7 +133,8 @@ def make_objective(cfg: TrainConfig, pipe):
     layers = tuple(l for l in layers if l in pipe.denoiser.reference_layers)
     return GeneratorObjective(pipe, cfg_dropout=cfg.cfg_dropout, img_layers=layers,
                               img_weight=cfg.img_weight if cfg.use_img else 0.0,
-                              masked_reference_attention=cfg.guidance_mode == "end2end-m")
+                              masked_reference_attention=cfg.guidance_mode == "end2end-m",
+                              character_weight=cfg.character_weight)
 
 
 def trained_modules(cfg: TrainConfig, pipe) -> dict[str, torch.nn.Module]:
