@@ -35,7 +35,7 @@ def _cell(v, k: str) -> str:
         return v or "–"
     if isinstance(v, float) and np.isnan(v):
         return "–"
-    return f"{v:.2f}" if k == "PSNR" else f"{v:.4f}" if k == "L1" else f"{v:.3f}"
+    return f"{v:.2f}" if k == "PSNR" else f"{v:.4f}" if k in ("L1", "tL1") else f"{v:.3f}"
 
 
 def swap_unseen_ic(doc: dict) -> float | None:
@@ -79,7 +79,7 @@ def chance(doc: dict, swap_unseen: bool = False) -> float:
 
 def table(docs: dict[str, dict | None]) -> str:
     lines = []
-    head = "| variant | " + " | ".join(f"IC {s}" for s in SPLITS) + " | IC swap∩unseen | style-del | SSIM | PSNR | L1 | MQA IC (held-out swaps) |"
+    head = "| variant | " + " | ".join(f"IC {s}" for s in SPLITS) + " | IC swap∩unseen | style-del | SSIM | PSNR | L1 | tL1 | MQA IC (held-out swaps) |"
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     for v in ROWS:
         doc = docs.get(v)
@@ -91,7 +91,7 @@ def table(docs: dict[str, dict | None]) -> str:
         a = g["all"]
         lines.append(f"| {LABELS[v]} | " + " | ".join(ic) + f" | {_cell(swap_unseen_ic(doc), 'IC')} | "
                      f"{_cell(a.get('Style-del'), 'x')} | {_cell(a['SSIM'], 'SSIM')} | {_cell(a['PSNR'], 'PSNR')} | "
-                     f"{_cell(a['L1'], 'L1')} | {_cell(doc.get('mqa_ic'), 'IC')} |")
+                     f"{_cell(a['L1'], 'L1')} | {_cell(a.get('tL1'), 'tL1')} | {_cell(doc.get('mqa_ic'), 'IC')} |")
     return "\n".join(lines)
 
 
@@ -158,7 +158,7 @@ def main(argv=None) -> int:
         "IC: share of judged track-frames whose Hungarian match (identity-probe descriptors inside the ground-truth "
         "visible masks) is the reference the scene assigned. IC swap∩unseen is the issue's target cell "
         "(Full ≥ 0.95). Style-del: share of character-frames on mixed-style scenes whose predicted style is not the "
-        "character's own. SSIM/PSNR/L1 against the world's ground-truth video. MQA IC: the IMG score of the "
+        "character's own. SSIM/PSNR/L1 against the world's ground-truth video; tL1: L1 of the frame-to-frame changes (flicker). MQA IC: the IMG score of the "
         "attention graph itself on 96 held-out swap-pair samples (`held_out_ic` in this script). The appearance "
         "prior row scores the generator's input itself (`pipelines/pose/prior.py`: each reference cut-out pasted "
         "on its track, no network): what a model reading it starts from.",

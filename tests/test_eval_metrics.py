@@ -84,3 +84,18 @@ def test_frechet_small_sample_path_equals_full_path():
     assert fast == pytest.approx(ref, rel=1e-5)
     with pytest.raises(ValueError, match="N ≥ 2"):
         M.frechet_from_features(a[:1], b)
+
+
+def test_temporal_l1_counts_changes_not_steady_errors(video):
+    assert M.temporal_l1(video, video) == 0.0
+    dim = video // 2
+    steady = dim + np.uint8(30)                                        # the same error in every frame: no change error
+    assert M.temporal_l1(steady, dim) == 0.0 and M.l1(steady, dim) == pytest.approx(30 / 255)
+    frozen = np.repeat(video[:1], len(video), axis=0)                  # a still picture of frame 0
+    moved = np.abs(np.diff(video.astype(float), axis=0)).mean() / 255
+    assert M.temporal_l1(frozen, video) == pytest.approx(moved)
+    a = np.zeros((3, 8, 8, 3), np.uint8)
+    flicker = a.copy()
+    flicker[1] = 51                                                    # one frame 0.2 brighter: up, then down
+    assert M.temporal_l1(flicker, a) == pytest.approx(0.2)
+    assert np.isnan(M.temporal_l1(a[:1], a[:1]))

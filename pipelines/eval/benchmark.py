@@ -390,8 +390,8 @@ def _to_frames(frames) -> np.ndarray:
 # running
 # ---------------------------------------------------------------------------------------------------
 GROUPS = ("all", "swap", "no swap", "seen", "unseen")
-COLUMNS = ("SSIM", "PSNR", "LPIPS", "L1", "FID", "FID-VID", "FVD", "IC", "Style-del", "ID-sim")
-ARROWS = {"SSIM": "↑", "PSNR": "↑", "LPIPS": "↓", "L1": "↓", "FID": "↓", "FID-VID": "↓", "FVD": "↓", "IC": "↑",
+COLUMNS = ("SSIM", "PSNR", "LPIPS", "L1", "tL1", "FID", "FID-VID", "FVD", "IC", "Style-del", "ID-sim")
+ARROWS = {"SSIM": "↑", "PSNR": "↑", "LPIPS": "↓", "L1": "↓", "tL1": "↓", "FID": "↓", "FID-VID": "↓", "FVD": "↓", "IC": "↑",
           "Style-del": "↓", "ID-sim": "↑"}
 
 
@@ -444,7 +444,7 @@ def run_benchmark(model: Model, bench: Benchmark | None = None, *, limit: int | 
                           probes=probes, track_styles=styles)
         row = {"id": bs.id, "tags": bs.tags, "generate_s": round(gen_s, 3), "generate_cpu_s": round(gen_c, 3),
                "notes": notes,
-               "SSIM": M.ssim(gen, gt), "PSNR": M.psnr(gen, gt), "L1": M.l1(gen, gt),
+               "SSIM": M.ssim(gen, gt), "PSNR": M.psnr(gen, gt), "L1": M.l1(gen, gt), "tL1": M.temporal_l1(gen, gt),
                "LPIPS": features.lpips(gen, gt) if status["LPIPS"] is None else None,
                "ic": _tally(rep), "ID-sim": rep.identity_similarity, "per_track_ic": [None if np.isnan(v) else float(v)
                                                                                for v in rep.per_track]}
@@ -516,8 +516,9 @@ def _aggregate(rows: list[dict], gens: list, gts: list, features, status: dict) 
         return {"scenes": 0}
     from .features import Unavailable
     out: dict = {"scenes": len(rows)}
-    for k in ("SSIM", "PSNR", "L1"):
-        out[k] = float(np.mean([r[k] for r in rows]))
+    for k in ("SSIM", "PSNR", "L1", "tL1"):
+        vals = [r[k] for r in rows if k in r and r[k] == r[k]]           # tL1: NaN for one-frame videos
+        out[k] = float(np.mean(vals)) if vals else None
     out["LPIPS"] = float(np.mean([r["LPIPS"] for r in rows])) if status["LPIPS"] is None else "unavailable"
     for name, fn in (("FID", features.fid), ("FID-VID", features.fid_vid), ("FVD", features.fvd)):
         if status[name] is not None:
@@ -553,7 +554,7 @@ def _fmt(v, k: str = "") -> str:
         return f"{v:.2f}"
     if k in ("FID", "FID-VID", "FVD"):
         return f"{v:.1f}"
-    if k == "L1":
+    if k in ("L1", "tL1"):
         return f"{v:.4f}"
     return f"{v:.3f}"
 

@@ -74,6 +74,17 @@ def l1(gen: np.ndarray, gt: np.ndarray) -> float:
     return float(np.mean(np.abs(a - b)) / 255.0)
 
 
+def temporal_l1(gen: np.ndarray, gt: np.ndarray) -> float:
+    """Mean absolute error of the frame-to-frame changes, pixels scaled to [0, 1]:
+    mean_t |(gen[t+1] − gen[t]) − (gt[t+1] − gt[t])|. 0 when the video changes exactly as the ground truth
+    does; flicker, and motion the ground truth does not have (or lacks), raise it. Appearance errors that stay
+    put from frame to frame do not count. Needs two frames or more (NaN otherwise)."""
+    a, b = _pair(gen, gt)
+    if a.ndim == 3 or len(a) < 2:
+        return float("nan")
+    return float(np.mean(np.abs(np.diff(a, axis=0) - np.diff(b, axis=0))) / 255.0)
+
+
 def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) features → (mean (D,), covariance (D, D)); N ≥ 2."""
     f = np.asarray(features, np.float64)
