@@ -229,3 +229,26 @@ def test_character_weight_moves_the_loss_onto_character_pixels(tmp_path):
     assert torch.allclose(weighted["loss"], weighted["weighted"]) and not torch.allclose(weighted["loss"], plain["loss"])
     with pytest.raises(ValueError, match="--character_weight"):
         TrainConfig(character_weight=-1.0).check()
+
+
+def test_temporal_stage_trains_the_motion_modules_only(tmp_path):
+    """The temporal stage on 4-frame windows of world clips: the zero-initialised motion modules leave zero,
+    every other weight stays exactly the generator's, and the result loads as a pipeline."""
+    from safetensors.torch import load_file
+    base = train(cfg(tmp_path, stage="generator", mode="end2end", max_steps=1, output_dir=str(tmp_path / "base")))
+    c = cfg(tmp_path, stage="temporal", mode="end2end", window=4, clip_frames=8, max_steps=3, learning_rate=1e-3,
+            init=str(Path(base["final"])), output_dir=str(tmp_path / "temporal"))
+    summary = train(c)
+    assert summary["step"] == 3 and np.isfinite(summary["last"]["loss"])
+    final = Path(summary["final"])
+
+    def folder_weights(root, part):
+        return load_file(next((Path(root) / part).glob("*.safetensors")))
+    before, after = folder_weights(base["final"], "motion_adapter"), folder_weights(final, "motion_adapter")
+    zero = [k for k, v in before.items() if k.endswith("proj_out.weight") and not v.any()]
+    assert zero and all(after[k].any() for k in zero)                       # the zero-init outputs learned
+    for part in ("unet", "reference_net", "pose_guider", "vae"):
+        a, b = folder_weights(base["final"], part), folder_weights(final, part)
+        assert all(torch.equal(a[k], b[k]) for k in a), part                 # frozen
+    from pipelines.mix import MixPipeline
+    assert MixPipeline.from_pretrained(final, dtype=torch.float32).motion_adapter is not None
