@@ -24,8 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 VARIANTS = ("full", "end2end-m", "end2end", "ieg", "plain")
-ROWS = VARIANTS + ("prior", "gt")       # baselines: the appearance prior pasted (no network) and the oracle
-LABELS = {"gt": "ground truth (oracle)", "prior": "appearance prior alone (no generator)", "full": "Full (End2End + IMG)", "end2end-m": "End2End-M", "end2end": "End2End", "ieg": "IEG only",
+ROWS = VARIANTS + ("temporal", "prior", "gt")   # Full + its temporal stage; baselines: the prior pasted (no
+                                                # network) and the oracle
+FOLDERS = {**{v: f"img-{v}/final" for v in VARIANTS}, "temporal": "temporal/final"}
+LABELS = {"temporal": "Full + temporal layers (the temporal stage on Full)", "gt": "ground truth (oracle)", "prior": "appearance prior alone (no generator)", "full": "Full (End2End + IMG)", "end2end-m": "End2End-M", "end2end": "End2End", "ieg": "IEG only",
           "plain": "plain skeleton"}
 SPLITS = ("all", "swap", "no swap", "seen", "unseen")
 
@@ -84,7 +86,7 @@ def table(docs: dict[str, dict | None]) -> str:
     for v in ROWS:
         doc = docs.get(v)
         if doc is None:
-            lines.append(f"| {LABELS[v]} | " + " | ".join(["not trained"] + [""] * (len(SPLITS) + 5)) + " |")
+            lines.append(f"| {LABELS[v]} | " + " | ".join(["not trained"] + [""] * (head.count("|") - 3)) + " |")
             continue
         g = doc["groups"]
         ic = [_cell(g[s].get("IC") if g.get(s, {}).get("scenes") else None, "IC") for s in SPLITS]
@@ -117,14 +119,15 @@ def main(argv=None) -> int:
     store = args.out.parent / "results"
     store.mkdir(parents=True, exist_ok=True)
     docs: dict[str, dict | None] = {}
-    for v in VARIANTS:
+    for v in VARIANTS + ("temporal",):
         saved = store / f"{v}.json"
-        if v not in variants or (args.reuse and saved.is_file()):
+        if v == "temporal" and not (args.runs / FOLDERS[v] / "model_index.json").is_file() and not saved.is_file():
+            docs[v] = None                       # the temporal stage is optional (TEMPORAL_STEPS=0 skips it)
+            continue
+        if (v not in variants and v != "temporal") or (args.reuse and saved.is_file()):
             docs[v] = json.loads(saved.read_text()) if saved.is_file() else None
             continue
-        if v == "gt":
-            continue
-        folder = args.runs / f"img-{v}" / "final"
+        folder = args.runs / FOLDERS[v]
         if not (folder / "model_index.json").is_file():
             print(f"{v}: {folder} not found — listed as not trained")
             docs[v] = None
@@ -134,7 +137,7 @@ def main(argv=None) -> int:
         training = folder / "training.json"
         doc["training"] = json.loads(training.read_text()) if training.is_file() else None
         doc["sampler_steps"] = args.steps
-        doc["mqa_ic"] = held_out_ic(folder, v)
+        doc["mqa_ic"] = held_out_ic(folder, "full" if v == "temporal" else v)
         for r in doc["scenes"]:
             r.pop("per_track_ic", None)
         saved.write_text(json.dumps(doc, indent=1, default=float))
@@ -143,7 +146,8 @@ def main(argv=None) -> int:
     docs["prior"] = benchmark_model("prior", limit=args.limit)
     ran = [d for k, d in docs.items() if d and k not in ("gt", "prior")]
     n = ran[0]["scenes_run"] if ran else 0
-    steps = {d["training"]["config"]["max_steps"] for d in ran if d.get("training")}
+    steps = {d["training"]["config"]["max_steps"] for k, d in docs.items()
+             if d and k in VARIANTS and d.get("training")}
     n = n or docs["gt"]["scenes_run"]
     text = [
         "# Results — identity correspondence, EverybodyDance Table 2 on ICE-mini",
