@@ -252,3 +252,38 @@ def test_temporal_stage_trains_the_motion_modules_only(tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a), part                 # frozen
     from pipelines.mix import MixPipeline
     assert MixPipeline.from_pretrained(final, dtype=torch.float32).motion_adapter is not None
+
+
+def test_decoder_only_vae_stage_keeps_the_latent_space_and_swaps_into_a_model(tmp_path):
+    """--vae_decoder_only: the decoder learns, the encoder and latent scale stay --init's (so the generator's
+    latents still mean the same), and `export --decoder` puts that decoder into another model of the same
+    encoder — a model with another encoder is refused."""
+    from safetensors.torch import load_file
+    from pipelines.train.export import export
+    from pipelines.mix import MixPipeline
+    base = train(cfg(tmp_path, stage="generator", mode="end2end", max_steps=1, output_dir=str(tmp_path / "base")))
+    dec = train(cfg(tmp_path, stage="vae", vae_decoder_only=True, character_weight=4.0, vae_crop=32, max_steps=3,
+                    learning_rate=1e-3, init=base["final"], output_dir=str(tmp_path / "dec")))
+    assert np.isfinite(dec["last"]["loss"]) and "weighted_l1" in dec["last"]
+
+    def vae_weights(folder):
+        return load_file(next((Path(folder) / "vae").glob("*.safetensors")))
+    a, b = vae_weights(base["final"]), vae_weights(dec["final"])
+    enc = [k for k in a if k.startswith(("encoder.", "quant_conv."))]
+    assert enc and all(torch.equal(a[k], b[k]) for k in enc)
+    assert not torch.equal(a["decoder.conv_in.weight"], b["decoder.conv_in.weight"])
+    assert json.loads((Path(dec["final"]) / "vae" / "config.json").read_text())["scaling_factor"] == \
+        json.loads((Path(base["final"]) / "vae" / "config.json").read_text())["scaling_factor"]
+
+    out = export(tmp_path / "base", "final", tmp_path / "shipped", fp16=False, decoder=tmp_path / "dec")
+    c = vae_weights(out)
+    assert torch.equal(c["decoder.conv_in.weight"], b["decoder.conv_in.weight"])
+    assert torch.equal(load_file(next((out / "unet").glob("*.safetensors")))["conv_in.weight"],
+                       load_file(next((Path(base["final"]) / "unet").glob("*.safetensors")))["conv_in.weight"])
+    assert json.loads((out / "training.json").read_text())["decoder"]["training"]["config"]["vae_decoder_only"]
+    MixPipeline.from_pretrained(out, dtype=torch.float32)
+    other = train(cfg(tmp_path, stage="generator", mode="end2end", max_steps=1, seed=5, output_dir=str(tmp_path / "other")))
+    with pytest.raises(ValueError, match="encoder differs"):
+        export(tmp_path / "other", "final", tmp_path / "bad", decoder=tmp_path / "dec")
+    with pytest.raises(ValueError, match="--vae_decoder_only"):
+        TrainConfig(stage="vae", vae_decoder_only=True).check()

@@ -69,10 +69,14 @@ def export_main(argv) -> int:
     ap.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16, half the size)")
     ap.add_argument("--encoder_out", type=Path, default=None,
                     help="cce runs: where the character encoder goes (default: assets/models/cce)")
+    ap.add_argument("--decoder", type=Path, default=None,
+                    help="generator runs: take the VAE decoder from this pipeline folder or finished "
+                         "--vae_decoder_only run (its encoder must be the model's)")
     args = ap.parse_args(argv)
     from .export import export
     try:
-        path = export(args.run, args.checkpoint, args.out, fp16=not args.fp32, encoder_out=args.encoder_out)
+        path = export(args.run, args.checkpoint, args.out, fp16=not args.fp32, encoder_out=args.encoder_out,
+                      decoder=args.decoder)
     except ValueError as e:
         print(f"python -m pipelines.train export: error: {e}", file=sys.stderr)
         return 2

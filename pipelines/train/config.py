@@ -89,6 +89,8 @@ class TrainConfig:
     appearance_weight: float = 1.0     # the character encoder: image tokens → behaviour
     # ---- vae -----------------------------------------------------------------------------------------
     vae_crop: int = 64                 # train the (fully convolutional) VAE on random crops: 4× cheaper than 128
+    vae_decoder_only: bool = False     # train the decoder only: the encoder, hence the latent space and its scale,
+                                       # stay exactly --init's, so a generator trained on them keeps working
     kl_weight: float = 1e-6
     edge_weight: float = 0.5           # L1 on image gradients: keeps outlines and textures sharp
     # ---- bookkeeping ---------------------------------------------------------------------------------
@@ -134,6 +136,9 @@ class TrainConfig:
             raise ValueError(f"--character_weight: {self.character_weight} must be ≥ 0 (0 = plain ε-MSE)")
         if self.window > self.clip_frames:
             raise ValueError(f"--window {self.window} is longer than --clip_frames {self.clip_frames}")
+        if self.vae_decoder_only and (self.stage != "vae" or not self.init):
+            raise ValueError("--vae_decoder_only: only for the vae stage, with --init naming the model whose "
+                             "encoder (latent space) to keep")
         if self.vae_crop and (self.vae_crop % 8 or self.vae_crop > self.size):
             raise ValueError(f"--vae_crop: {self.vae_crop} must be a multiple of 8 and ≤ --size (0 = whole frames)")
         if self.mixed_precision not in ("no", "bf16", "fp16"):

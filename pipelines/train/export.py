@@ -28,14 +28,42 @@ def _stage_of(run: Path, which: str) -> tuple[str, Path | None, TrainConfig | No
     return cfg.stage, folder, cfg
 
 
+def swap_decoder(pipe, source: str | Path) -> dict:
+    """Put the VAE decoder of ``source`` (a pipeline folder, or a run whose ``final/`` is one — e.g. a
+    ``--vae_decoder_only`` run) into ``pipe``. Refused unless ``source``'s encoder and latent scale are
+    ``pipe``'s (to fp16 precision): the generator was trained in that latent space. Returns provenance."""
+    import torch
+    from diffusers import AutoencoderKL
+    source = Path(source)
+    folder = source / "final" if (source / "final" / "vae").is_dir() else source
+    if not (folder / "vae").is_dir():
+        raise ValueError(f"--decoder {source}: no vae/ folder there (give a pipeline folder or a finished vae run)")
+    vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32)
+    mine, theirs = pipe.vae.state_dict(), vae.state_dict()
+    keys = [k for k in mine if k.startswith(("encoder.", "quant_conv."))]
+    differ = [k for k in keys if k not in theirs or mine[k].shape != theirs[k].shape
+              or not torch.equal(mine[k].half(), theirs[k].half())]
+    if differ or vae.config.scaling_factor != pipe.vae.config.scaling_factor:
+        raise ValueError(f"--decoder {source}: its encoder differs from the model's ({len(differ)} tensors, latent "
+                         f"scale {vae.config.scaling_factor} vs {pipe.vae.config.scaling_factor}); only a decoder "
+                         "trained on this model's encoder (--vae_decoder_only, --init this model) fits")
+    pipe.vae.decoder.load_state_dict(vae.decoder.state_dict())
+    pipe.vae.post_quant_conv.load_state_dict(vae.post_quant_conv.state_dict())
+    meta = folder / "training.json"
+    return {"from": str(folder), "training": json.loads(meta.read_text()) if meta.is_file() else None}
+
+
 def export(run: str | Path, which: str, out: str | Path, *, fp16: bool = True,
-           encoder_out: str | Path | None = None) -> Path:
+           encoder_out: str | Path | None = None, decoder: str | Path | None = None) -> Path:
     """``which`` = "final" (the finished stage's folder), "latest", or a checkpoint folder. ``out``: the
     pipeline folder (generator stages), the motion model folder (motion), the library folder (cce; the
-    character encoder goes to ``encoder_out``, default ``assets/models/cce``)."""
+    character encoder goes to ``encoder_out``, default ``assets/models/cce``). ``decoder``: generator stages
+    only — take the VAE decoder from that folder (``swap_decoder``)."""
     import torch
     run, out = Path(run), Path(out)
     stage, folder, cfg = _stage_of(run, which)
+    if decoder is not None and stage not in GENERATOR_STAGES:
+        raise ValueError(f"--decoder: only for generator stages ({', '.join(GENERATOR_STAGES)}), not {stage!r}")
     if stage == "motion":
         from ..models.motion import MotionModel
         if cfg is None:
@@ -74,9 +102,11 @@ def export(run: str | Path, which: str, out: str | Path, *, fp16: bool = True,
         from .trainer import build_pipeline, finish, trained_modules
         pipe = build_pipeline(cfg)
         ckpt.load(folder, trained_modules(cfg, pipe))
-        if cfg.stage == "vae":                       # the latent scale is set when a VAE stage finishes
+        if cfg.stage == "vae" and not cfg.vae_decoder_only:   # the latent scale is set when a VAE stage finishes
             finish(cfg, pipe, out)
         meta = {"stage": cfg.stage, "config": cfg.to_dict(), "checkpoint": str(folder)}
+    if decoder is not None:
+        meta = {**meta, "decoder": swap_decoder(pipe, decoder)}
     save_pipeline(pipe, out, fp16=fp16)
     (out / "training.json").write_text(json.dumps(meta, indent=1))
     return out

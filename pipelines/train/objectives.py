@@ -40,24 +40,42 @@ def _detached(capture):
 
 
 class VAEObjective(nn.Module):
-    def __init__(self, vae, kl_weight: float = 1e-6, edge_weight: float = 0.5, crop: int = 0):
+    """Reconstruction L1 + ``edge_weight`` × L1 of image gradients + ``kl_weight`` × KL. ``decoder_only``: the
+    encoder runs without gradients and the KL term is left out (the latent space is fixed).
+    ``character_weight``: the L1 terms weigh character pixels 1 + w (``character_weights``, per image)."""
+
+    def __init__(self, vae, kl_weight: float = 1e-6, edge_weight: float = 0.5, crop: int = 0, *,
+                 decoder_only: bool = False, character_weight: float = 0.0):
         super().__init__()
         self.vae, self.kl_weight, self.edge_weight, self.crop = vae, kl_weight, edge_weight, crop
+        self.decoder_only, self.character_weight = decoder_only, float(character_weight)
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
         x = batch["target"].flatten(0, 1)                                   # (B·T, 3, H, W) in [-1, 1]
+        masks = batch["target_masks"].flatten(0, 1)[:, None] if self.character_weight > 0 else None  # (B·T,1,S,H,W)
         if self.crop and self.crop < x.shape[-1]:
             g = _generator(batch)
             y0, x0 = (int(v) for v in torch.randint(0, x.shape[-1] - self.crop + 1, (2,), generator=g))
             x = x[..., y0:y0 + self.crop, x0:x0 + self.crop]
-        posterior = self.vae.encode(x).latent_dist
+            if masks is not None:
+                masks = masks[..., y0:y0 + self.crop, x0:x0 + self.crop]
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.decoder_only):
+            posterior = self.vae.encode(x).latent_dist
         recon = self.vae.decode(posterior.sample(generator=_generator(batch))).sample
-        l1 = (recon - x).abs().mean()
+        w = character_weights(masks, x.shape[-2:], self.character_weight) if masks is not None else None  # (B·T,1,H,W)
         (gx, gy), (rx, ry) = image_gradients(x), image_gradients(recon)
-        edge = (gx - rx).abs().mean() + (gy - ry).abs().mean()
+
+        def mean(e):
+            return e.mean() if w is None else (e * w[..., :e.shape[-2], :e.shape[-1]]).mean()
+        error = (recon - x).abs()
+        l1 = mean(error)
+        edge = mean((gx - rx).abs()) + mean((gy - ry).abs())
         kl = posterior.kl().mean() / x[0].numel()
-        loss = l1 + self.edge_weight * edge + self.kl_weight * kl
-        return {"loss": loss, "l1": l1.detach(), "edge": edge.detach(), "kl": kl.detach()}
+        loss = l1 + self.edge_weight * edge + (0.0 if self.decoder_only else self.kl_weight * kl)
+        out = {"loss": loss, "l1": error.mean().detach(), "edge": edge.detach(), "kl": kl.detach()}
+        if w is not None:
+            out["weighted_l1"] = l1.detach()
+        return out
 
 
 def character_weights(target_masks: torch.Tensor, size: tuple[int, int], weight: float) -> torch.Tensor:

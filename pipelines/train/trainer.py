@@ -128,7 +128,8 @@ def make_objective(cfg: TrainConfig, pipe):
         from .cce_stage import CCEObjective
         return CCEObjective(cfg, pipe)
     if cfg.stage == "vae":
-        return VAEObjective(pipe.vae, cfg.kl_weight, cfg.edge_weight, cfg.vae_crop)
+        return VAEObjective(pipe.vae, cfg.kl_weight, cfg.edge_weight, cfg.vae_crop,
+                            decoder_only=cfg.vae_decoder_only, character_weight=cfg.character_weight)
     layers = MSM_ORDER[: cfg.msm_layers] if cfg.stage == "img" else MSM_ORDER[:1]
     layers = tuple(l for l in layers if l in pipe.denoiser.reference_layers)
     return GeneratorObjective(pipe, cfg_dropout=cfg.cfg_dropout, img_layers=layers,
@@ -144,6 +145,8 @@ def trained_modules(cfg: TrainConfig, pipe) -> dict[str, torch.nn.Module]:
     if cfg.stage == "cce":
         return {"cce": pipe.cce}
     if cfg.stage == "vae":
+        if cfg.vae_decoder_only:
+            return {"vae.decoder": pipe.vae.decoder, "vae.post_quant_conv": pipe.vae.post_quant_conv}
         return {"vae": pipe.vae}
     if cfg.stage == "temporal":
         if pipe.motion_adapter is None:
@@ -367,7 +370,7 @@ def finish(cfg: TrainConfig, pipe, folder: Path) -> None:
         from .cce_stage import finish_cce
         finish_cce(cfg, pipe, folder)
         return
-    if cfg.stage == "vae":
+    if cfg.stage == "vae" and not cfg.vae_decoder_only:   # a new encoder: measure its latent scale
         from ..models.configs import calibrate_vae_scale
         frames = collate([WorldSampler(sample_config(cfg), seed=cfg.seed + 99)[i] for i in range(32)])["target"]
         scale = calibrate_vae_scale(pipe.vae, frames.flatten(0, 1))
