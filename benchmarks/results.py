@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 VARIANTS = ("full", "end2end-m", "end2end", "ieg", "plain")
 ROWS = VARIANTS + ("temporal", "prior", "gt")   # Full + its temporal stage; baselines: the prior pasted (no
                                                 # network) and the oracle
+MODELS = VARIANTS + ("temporal",)       # the trained models scored (the temporal stage is optional)
 FOLDERS = {**{v: f"img-{v}/final" for v in VARIANTS}, "temporal": "temporal/final"}
 LABELS = {"temporal": "Full + temporal layers (the temporal stage on Full)", "gt": "ground truth (oracle)", "prior": "appearance prior alone (no generator)", "full": "Full (End2End + IMG)", "end2end-m": "End2End-M", "end2end": "End2End", "ieg": "IEG only",
           "plain": "plain skeleton"}
@@ -100,7 +101,8 @@ def table(docs: dict[str, dict | None]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, default=Path("runs"), help="folder holding img-<variant>/final")
-    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--variants", default=",".join(MODELS),
+                    help="which trained models to score (the others come from docs/results/ when there)")
     ap.add_argument("--limit", type=int, default=None, help="first N benchmark scenes (default: all)")
     ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: each scene's own)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "RESULTS.md")
@@ -113,18 +115,15 @@ def main(argv=None) -> int:
     from pipelines.eval import benchmark_model
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    bad = [v for v in variants if v not in VARIANTS]
+    bad = [v for v in variants if v not in MODELS]
     if bad:
-        ap.error(f"--variants: unknown {bad}; use some of {', '.join(VARIANTS)}")
+        ap.error(f"--variants: unknown {bad}; use some of {', '.join(MODELS)}")
     store = args.out.parent / "results"
     store.mkdir(parents=True, exist_ok=True)
     docs: dict[str, dict | None] = {}
-    for v in VARIANTS + ("temporal",):
+    for v in MODELS:
         saved = store / f"{v}.json"
-        if v == "temporal" and not (args.runs / FOLDERS[v] / "model_index.json").is_file() and not saved.is_file():
-            docs[v] = None                       # the temporal stage is optional (TEMPORAL_STEPS=0 skips it)
-            continue
-        if (v not in variants and v != "temporal") or (args.reuse and saved.is_file()):
+        if v not in variants or (args.reuse and saved.is_file()):
             docs[v] = json.loads(saved.read_text()) if saved.is_file() else None
             continue
         folder = args.runs / FOLDERS[v]

@@ -14,8 +14,10 @@ THREADS=${THREADS:-1}
 VAE_STEPS=${VAE_STEPS:-1000}
 GEN_STEPS=${GEN_STEPS:-2300}
 PRIOR_STEPS=${PRIOR_STEPS:-4000}
+CHARW_STEPS=${CHARW_STEPS:-2000}
+DECODER_STEPS=${DECODER_STEPS:-1500}
 IMG_STEPS=${IMG_STEPS:-100}
-TEMPORAL_STEPS=${TEMPORAL_STEPS:-0}
+TEMPORAL_STEPS=${TEMPORAL_STEPS:-400}
 BENCH_LIMIT=${BENCH_LIMIT:-20}
 BENCH_STEPS=${BENCH_STEPS:-10}
 STAGE=${STAGE:-vae}
@@ -45,20 +47,34 @@ if run_from generator; then
       --mode end2end --max_steps "$PRIOR_STEPS" --batch_size 4 --learning_rate 3e-4 --warmup_steps 50 \
       --mixed_precision bf16 --checkpointing_steps 100 --validation_steps 500 --log_steps 10 "${common[@]}"
   $PY -m pipelines.train export --run "$RUNS/generator-prior" --checkpoint latest --out "$RUNS/generator-prior-export" --fp32
+  # 2c. the same, continued with the diffusion loss weighted on character pixels (a character pixel weighs 5,
+  #     the set 1; normalised per sample), learning rate 2e-4 falling to 2e-5 on a cosine. (The shipped run
+  #     used one process with --batch_size 8: the same 8 samples per step.)
+  $ACCEL -m pipelines.train generator --init "$RUNS/generator-prior-export" --output_dir "$RUNS/generator-prior-cw" \
+      --mode end2end --max_steps "$CHARW_STEPS" --batch_size 4 --learning_rate 2e-4 --warmup_steps 50 \
+      --lr_schedule cosine --character_weight 4 --mixed_precision bf16 --checkpointing_steps 100 \
+      --validation_steps 0 --log_steps 10 "${common[@]}"
+  # 2d. the VAE decoder fine-tuned on the frozen encoder (the latent space every generator stage learned stays
+  #     exactly as it was), L1 weighted on character pixels too; then the generator with that decoder
+  $PY -m pipelines.train vae --init "$RUNS/generator-prior-export" --vae_decoder_only true --character_weight 4 \
+      --output_dir "$RUNS/vae-dec" --max_steps "$DECODER_STEPS" --batch_size 16 --vae_crop 64 --learning_rate 5e-4 \
+      --warmup_steps 50 --lr_schedule cosine --checkpointing_steps 250 --validation_steps 500 --log_steps 25 "${common[@]}"
+  $PY -m pipelines.train export --run "$RUNS/generator-prior-cw" --checkpoint latest --decoder "$RUNS/vae-dec" \
+      --out "$RUNS/generator-prior-cw-export" --fp32
 fi
 if run_from img; then
   # 3. EverybodyDance Table 2: every variant fine-tunes the same base for the same steps with the same seed
   for v in full end2end end2end-m ieg plain; do
-    $ACCEL -m pipelines.train img --init "$RUNS/generator-prior-export" --variant "$v" --output_dir "$RUNS/img-$v" \
-        --max_steps "$IMG_STEPS" --batch_size 4 --learning_rate 1e-4 --warmup_steps 20 --mixed_precision bf16 \
+    $ACCEL -m pipelines.train img --init "$RUNS/generator-prior-cw-export" --variant "$v" --output_dir "$RUNS/img-$v" \
+        --max_steps "$IMG_STEPS" --batch_size 4 --learning_rate 1e-4 --warmup_steps 20 --character_weight 4 --mixed_precision bf16 \
         --checkpointing_steps 50 --validation_steps 0 --log_steps 10 "${common[@]}"
   done
 fi
 if run_from temporal && [[ $TEMPORAL_STEPS -gt 0 ]]; then
   # 4. the motion modules on 8-frame windows of the shipped variant (everything else frozen)
-  $PY -m pipelines.train temporal --init "$RUNS/img-full/final" --output_dir "$RUNS/temporal" \
-      --max_steps "$TEMPORAL_STEPS" --batch_size 2 --window 8 --mixed_precision bf16 \
-      --checkpointing_steps 50 --validation_steps 0 "${common[@]}"
+  $PY -m pipelines.train temporal --init "$RUNS/img-full/final" --output_dir "$RUNS/temporal" --mode end2end \
+      --max_steps "$TEMPORAL_STEPS" --batch_size 2 --window 8 --learning_rate 3e-4 --warmup_steps 20 \
+      --character_weight 4 --mixed_precision bf16 --checkpointing_steps 50 --validation_steps 0 --log_steps 5 "${common[@]}"
 fi
 if run_from ship; then
   # 5. ship Full (fp16, ~15 MB)
@@ -66,14 +82,14 @@ if run_from ship; then
   $PY -m pipelines.train export --run "$src" --out assets/models/tiny
 fi
 if run_from results; then
-  # 6. docs/RESULTS.md: the five variants on ICE-mini
+  # 6. docs/RESULTS.md: the five variants and Full + temporal on ICE-mini
   $PY benchmarks/results.py --runs "$RUNS" --limit "$BENCH_LIMIT" --steps "$BENCH_STEPS"
 fi
 if run_from cca; then
   # 7. style delusion with vs without CCA: the Full fine-tune above (CCA share 0.1) against the same fine-tune
   #    with share 0 (same seed, steps and data stream) → docs/cca_style.md
   mkdir -p "$RUNS/cca_style" && ln -sfn "$(realpath "$RUNS/img-full")" "$RUNS/cca_style/cca-0.1"
-  $PY -m benchmarks.cca_style --init "$RUNS/generator-prior-export" --steps "$IMG_STEPS" --mixed_precision bf16 --mode plain \
+  $PY -m benchmarks.cca_style --init "$RUNS/generator-prior-cw-export" --steps "$IMG_STEPS" --mixed_precision bf16 --mode plain \
       --out "$RUNS/cca_style" --table docs/cca_style.md --limit "${CCA_LIMIT:-12}" --sampler_steps "$BENCH_STEPS"
 fi
 if run_from cce; then

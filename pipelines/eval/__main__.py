@@ -1,6 +1,6 @@
 """Command line of the evaluation.
 
-    python -m pipelines.eval benchmark --model gt|gt-swap|FOLDER|py:mod:fn [--out results.json] [--limit N] [--steps N] [--threads N]
+    python -m pipelines.eval benchmark --model gt|gt-swap|prior|gt+vae:FOLDER|prior+vae:FOLDER|FOLDER|py:mod:fn [--out results.json] [--limit N] [--steps N] [--threads N]
     python -m pipelines.eval ic VIDEO SCENE.json [--out DIR] [--keypoints FILE | --masks FILE.npz]
     python -m pipelines.eval behaviour KEYPOINTS.json [--fps 8]
     python -m pipelines.eval train-probes [--out assets/models/probes] [--steps 1500] …
@@ -24,7 +24,8 @@ def parse_args(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     b = sub.add_parser("benchmark", help="score a model on ICE-mini and print the table")
-    b.add_argument("--model", required=True, help="gt (oracle), gt-swap, a MixPipeline folder (assets/models/tiny, "
+    b.add_argument("--model", required=True, help="gt (oracle), gt-swap, prior, gt+vae:FOLDER or prior+vae:FOLDER "
+                   "(through that pipeline's VAE: its ceiling), a MixPipeline folder (assets/models/tiny, "
                    "runs/img-full/final), a trainer run or checkpoint folder, or py:module:function")
     b.add_argument("--out", type=Path, default=None, help="write the results JSON here")
     b.add_argument("--limit", type=int, default=None, help="only the first N scenes")

@@ -265,9 +265,17 @@ def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: in
     * a folder — a saved ``MixPipeline`` (``assets/models/tiny``, ``runs/img-full/final``), a trainer run or
       a trainer checkpoint (see ``load_pipeline_folder``); sampled with each scene's sampler and seed
       (``steps`` overrides the number of steps, ``prior_strength`` the SDEdit start, default the pipeline's);
+    * ``gt+vae:FOLDER`` / ``prior+vae:FOLDER`` — the ground truth / the prior encoded and decoded by the VAE
+      of a pipeline folder: the ceiling of any generator that decodes through that VAE (and, for the prior,
+      starts from it);
     * ``py:package.module:function`` — a callable scene → frames, or a factory returning one.
     """
     spec = str(spec)
+    for base in ("gt", "prior"):
+        if spec.startswith(f"{base}+vae:"):
+            folder = spec[len(base) + 5:]
+            inner, what = load_model(base, bench)
+            return through_vae(inner, folder, device), f"{what}, through the VAE of {folder}"
     if spec in ("gt", "gt-swap"):
         bench = bench or Benchmark.load()
         table = {str(s.folder.resolve()): s for s in bench.scenes}
@@ -289,7 +297,8 @@ def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: in
         return (fn() if is_factory else fn), spec
     path = Path(spec)
     if not path.exists():
-        raise ValueError(f"--model: {spec!r} is neither gt, gt-swap, prior, py:module:function nor an existing folder")
+        raise ValueError(f"--model: {spec!r} is neither gt, gt-swap, prior, gt+vae:FOLDER, prior+vae:FOLDER, "
+                         "py:module:function nor an existing folder")
     import torch
     device = device or _default_device()
     pipe, what = load_pipeline_folder(path, device)
@@ -301,6 +310,26 @@ def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: in
                                prior_strength=prior_strength).frames)
 
     return model, what
+
+
+def through_vae(model: Model, folder: str | Path, device=None) -> Model:
+    """``model``'s frames encoded (posterior mode) and decoded by the VAE of the pipeline folder ``folder``."""
+    import torch
+    from diffusers import AutoencoderKL
+    vae_dir = Path(folder) / "vae"
+    if not (vae_dir / "config.json").is_file():
+        raise ValueError(f"--model …+vae:{folder}: no VAE there (expected {vae_dir}/config.json); "
+                         "give a pipeline folder such as assets/models/tiny")
+    device = device or _default_device()
+    vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32).to(device).eval()
+
+    def run(scene: Scene) -> np.ndarray:
+        frames = np.asarray(_to_frames(model(scene)))
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1
+        with torch.no_grad():
+            y = torch.cat([vae.decode(vae.encode(c).latent_dist.mode()).sample for c in x.split(8)])
+        return ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    return run
 
 
 def prior_model(scene: Scene) -> np.ndarray:
