@@ -24,11 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 VARIANTS = ("full", "end2end-m", "end2end", "ieg", "plain")
-ROWS = VARIANTS + ("temporal", "prior", "gt")   # Full + its temporal stage; baselines: the prior pasted (no
+ROWS = VARIANTS + ("temporal", "prior", "prior+vae", "gt+vae", "gt")   # Full + its temporal stage; baselines: the prior pasted (no
                                                 # network) and the oracle
 MODELS = VARIANTS + ("temporal",)       # the trained models scored (the temporal stage is optional)
 FOLDERS = {**{v: f"img-{v}/final" for v in VARIANTS}, "temporal": "temporal/final"}
-LABELS = {"temporal": "Full + temporal layers (the temporal stage on Full)", "gt": "ground truth (oracle)", "prior": "appearance prior alone (no generator)", "full": "Full (End2End + IMG)", "end2end-m": "End2End-M", "end2end": "End2End", "ieg": "IEG only",
+LABELS = {"prior+vae": "appearance prior through Full's VAE (its input, decoded)",
+          "gt+vae": "ground truth through Full's VAE (the VAE's ceiling)", "temporal": "Full + temporal layers (the temporal stage on Full)", "gt": "ground truth (oracle)", "prior": "appearance prior alone (no generator)", "full": "Full (End2End + IMG)", "end2end-m": "End2End-M", "end2end": "End2End", "ieg": "IEG only",
           "plain": "plain skeleton"}
 SPLITS = ("all", "swap", "no swap", "seen", "unseen")
 
@@ -87,7 +88,7 @@ def table(docs: dict[str, dict | None]) -> str:
     for v in ROWS:
         doc = docs.get(v)
         if doc is None:
-            lines.append(f"| {LABELS[v]} | " + " | ".join(["not trained"] + [""] * (head.count("|") - 3)) + " |")
+            lines.append(f"| {LABELS[v]} | " + " | ".join(["not trained" if v in MODELS else "not run"] + [""] * (head.count("|") - 3)) + " |")
             continue
         g = doc["groups"]
         ic = [_cell(g[s].get("IC") if g.get(s, {}).get("scenes") else None, "IC") for s in SPLITS]
@@ -143,7 +144,10 @@ def main(argv=None) -> int:
         docs[v] = doc
     docs["gt"] = benchmark_model("gt", limit=args.limit)
     docs["prior"] = benchmark_model("prior", limit=args.limit)
-    ran = [d for k, d in docs.items() if d and k not in ("gt", "prior")]
+    full = args.runs / FOLDERS["full"]
+    for k in ("prior+vae", "gt+vae"):      # what any generator decoding through this VAE can reach
+        docs[k] = benchmark_model(f"{k}:{full}", limit=args.limit) if (full / "vae").is_dir() else None
+    ran = [d for k, d in docs.items() if d and k in MODELS]
     n = ran[0]["scenes_run"] if ran else 0
     steps = {d["training"]["config"]["max_steps"] for k, d in docs.items()
              if d and k in VARIANTS and d.get("training")}
@@ -164,7 +168,10 @@ def main(argv=None) -> int:
         "character's own. SSIM/PSNR/L1 against the world's ground-truth video; tL1: L1 of the frame-to-frame changes (flicker). MQA IC: the IMG score of the "
         "attention graph itself on 96 held-out swap-pair samples (`held_out_ic` in this script). The appearance "
         "prior row scores the generator's input itself (`pipelines/pose/prior.py`: each reference cut-out pasted "
-        "on its track, no network): what a model reading it starts from.",
+        "on its track, no network): what a model reading it starts from. The two \"through Full's VAE\" rows encode and "
+        "decode those frames with the Full model's VAE (`--model gt+vae:FOLDER`, `prior+vae:FOLDER`): the ground "
+        "truth's row is what that VAE keeps of a perfect video (a generator decoding through it beats it only with "
+        "latents the encoder never produces); the prior's row is the SDEdit start as the model sees it.",
         "",
         f"Chance: a random track→reference matching scores 1 / mean characters per scene = {chance(docs['gt']):.3f} "
         f"on these scenes ({chance(docs['gt'], swap_unseen=True):.3f} on swap∩unseen).",

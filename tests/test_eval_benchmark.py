@@ -104,14 +104,15 @@ def test_appearance_prior_baseline_keeps_identities_but_is_not_the_ground_truth(
 
 
 def test_ground_truth_through_the_shipped_vae_is_its_ceiling(bench, no_metric_weights, tmp_path):
-    """gt+vae:FOLDER: the world's frames encoded and decoded by the shipped VAE keep their identities but lose
-    detail — what no generator decoding through it can beat (measured: SSIM 0.79, IC 0.97 on 20 scenes)."""
+    """gt+vae:FOLDER: the world's frames encoded and decoded by the shipped VAE keep most identities but lose
+    detail — the practical ceiling of a generator decoding through it (measured: SSIM 0.79, IC 0.97 on 20
+    scenes; ice-001, look-alike unseen characters, drops to 0.54, so 3 scenes give about 0.83)."""
     from pipelines.paths import models_dir
     model, name = B.load_model(f"gt+vae:{models_dir() / 'tiny'}", bench)
     assert "through the VAE" in name
-    doc = B.run_benchmark(model, bench, limit=2, model_name=name, log=lambda *_: None)
+    doc = B.run_benchmark(model, bench, limit=3, model_name=name, log=lambda *_: None)
     g = doc["groups"]["all"]
-    assert g["IC"] >= 0.9 and 0.6 < g["SSIM"] < 0.95 and g["L1"] > 0.01
+    assert g["IC"] >= 0.75 and 0.6 < g["SSIM"] < 0.95 and g["L1"] > 0.01
     with pytest.raises(ValueError, match="no VAE there"):
         B.load_model(f"prior+vae:{tmp_path}", bench)
 

@@ -266,8 +266,8 @@ def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: in
       a trainer checkpoint (see ``load_pipeline_folder``); sampled with each scene's sampler and seed
       (``steps`` overrides the number of steps, ``prior_strength`` the SDEdit start, default the pipeline's);
     * ``gt+vae:FOLDER`` / ``prior+vae:FOLDER`` — the ground truth / the prior encoded and decoded by the VAE
-      of a pipeline folder: the ceiling of any generator that decodes through that VAE (and, for the prior,
-      starts from it);
+      of a pipeline folder: what that VAE keeps of a perfect video (the practical ceiling of a generator
+      decoding through it), and the prior as a model starting from it sees it;
     * ``py:package.module:function`` — a callable scene → frames, or a factory returning one.
     """
     spec = str(spec)
