@@ -313,22 +313,21 @@ def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: in
 
 
 def through_vae(model: Model, folder: str | Path, device=None) -> Model:
-    """``model``'s frames encoded (posterior mode) and decoded by the VAE of the pipeline folder ``folder``."""
+    """``model``'s frames encoded (posterior mode) and decoded by the VAE of the pipeline folder ``folder``,
+    with the pipeline's own ``encode_image`` / ``decode_latents``."""
     import torch
-    from diffusers import AutoencoderKL
-    vae_dir = Path(folder) / "vae"
-    if not (vae_dir / "config.json").is_file():
-        raise ValueError(f"--model …+vae:{folder}: no VAE there (expected {vae_dir}/config.json); "
+    from ..mix.pipeline_mix import _image_tensor
+    if not (Path(folder) / "vae" / "config.json").is_file():
+        raise ValueError(f"--model …+vae:{folder}: no VAE there (expected {Path(folder) / 'vae'}/config.json); "
                          "give a pipeline folder such as assets/models/tiny")
     device = device or _default_device()
-    vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32).to(device).eval()
+    pipe, _ = load_pipeline_folder(folder, device)
 
     def run(scene: Scene) -> np.ndarray:
-        frames = np.asarray(_to_frames(model(scene)))
-        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1
+        x = _image_tensor(_to_frames(model(scene)), device, torch.float32)            # (F, 3, H, W)
         with torch.no_grad():
-            y = torch.cat([vae.decode(vae.encode(c).latent_dist.mode()).sample for c in x.split(8)])
-        return ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            z = torch.cat([pipe.encode_image(c) for c in x.split(8)])                  # (F, C, h, w)
+            return _to_frames(pipe.decode_latents(z.transpose(0, 1)[None]))
     return run
 
 
