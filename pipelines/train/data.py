@@ -48,6 +48,7 @@ class SampleConfig:
     named_fraction: float = 0.3    # share of characters that are the ten named ones (the rest are unseen)
     mix: float = 0.1               # share of Cross-Character Augmentation samples (cca.py; MIMIX's best: 10 %)
     plain: bool = False            # plain OpenPose skeletons (no identity colours): the "plain" ablation
+    prior: bool = True             # compute the appearance prior (half a sample's cost; the VAE stage needs none)
     fps: float = 8.0
 
 
@@ -105,20 +106,13 @@ class WorldSampler:
         kp = clip.keypoints[off:]
         pose = render_ieg(kp, cfg.size, cfg.size, slots=slots_of_tracks, order=np.tile(clip.order, (len(kp), 1)),
                           plain=cfg.plain)
-        # natural frames: the world's true skeletons (hidden joints too) give each cut-out its scale
-        ref_kp = None if use_sheet else clip.keypoints[0][chars_in_slots].copy()
-        if ref_kp is not None:
-            ref_kp[..., 2] = 1.0
-        prior = appearance_prior_video(reference, ref_masks, kp, cfg.size, cfg.size, chars_in_slots,
-                                       plain=cfg.plain, reference_keypoints=ref_kp)
-        return {
+        sample = {
             "reference": reference,
             "reference_masks": _pad(ref_masks, MAX_SLOTS, axis=0),
             "reference_pose": tint_masks(ref_masks),
             "target": clip.frames[off:],
             "target_masks": _pad(clip.masks[off:][:, chars_in_slots], MAX_SLOTS, axis=1),
             "pose": pose,
-            "prior": prior,
             "keypoints": kp,
             "assignment": assignment,
             "slots": np.arange(MAX_SLOTS) < n,
@@ -133,6 +127,14 @@ class WorldSampler:
             "show": plan.show,
             "cca": mix,
         }
+        if cfg.prior:
+            # natural frames: the world's true skeletons (hidden joints too) give each cut-out its scale
+            ref_kp = None if use_sheet else clip.keypoints[0][chars_in_slots].copy()
+            if ref_kp is not None:
+                ref_kp[..., 2] = 1.0
+            sample["prior"] = appearance_prior_video(reference, ref_masks, kp, cfg.size, cfg.size, chars_in_slots,
+                                                     plain=cfg.plain, reference_keypoints=ref_kp)
+        return sample
 
     def _sheet(self, plan, chars_in_slots: list[int], rng: np.random.Generator, homes: list[str] | None = None):
         """A composed reference sheet on the clip's set; CCA clips cut each portrait from its home show."""
@@ -153,7 +155,8 @@ def _pad(a: np.ndarray, n: int, axis: int) -> np.ndarray:
 
 
 def collate(samples: list[dict]):
-    """Stack samples into torch tensors: images float in [-1, 1], channels first; masks float."""
+    """Stack samples into torch tensors: images float in [-1, 1], channels first; masks float. ``prior`` is
+    there when every sample carries one (``SampleConfig.prior``)."""
     import torch
 
     def img(x):
@@ -166,7 +169,6 @@ def collate(samples: list[dict]):
         "reference_masks": torch.stack([torch.from_numpy(s["reference_masks"]).float() for s in samples]),
         "target": torch.stack([img(s["target"]) for s in samples]),                         # (B, T, 3, H, W)
         "pose": torch.stack([img(s["pose"]) for s in samples]),                             # (B, T, 3, H, W)
-        "prior": torch.stack([img(s["prior"]) for s in samples]),                           # (B, T, 4, H, W)
         "target_masks": torch.stack([torch.from_numpy(s["target_masks"]).float() for s in samples]),  # (B,T,S,H,W)
         "assignment": torch.stack([torch.from_numpy(s["assignment"]) for s in samples]),
         "slots": torch.stack([torch.from_numpy(s["slots"]) for s in samples]),
@@ -174,6 +176,8 @@ def collate(samples: list[dict]):
         "captions": [s["caption"] for s in samples],
         "names": [s["names"] for s in samples],
     }
+    if all("prior" in s for s in samples):
+        out["prior"] = torch.stack([img(s["prior"]) for s in samples])                     # (B, T, 4, H, W)
     return out
 
 

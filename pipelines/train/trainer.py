@@ -187,7 +187,7 @@ def sample_config(cfg: TrainConfig) -> SampleConfig:
     return SampleConfig(size=cfg.size, clip_frames=cfg.clip_frames, window=cfg.window,
                         characters=tuple(cfg.characters), pcs=cfg.pcs, sheet=cfg.sheet,
                         named_fraction=cfg.named_fraction, mix=cfg.mix,
-                        plain=cfg.guidance_mode == "plain" and cfg.stage != "vae")
+                        plain=cfg.guidance_mode == "plain" and cfg.stage != "vae", prior=cfg.stage != "vae")
 
 
 def motion_sample_config(cfg: TrainConfig) -> MotionSampleConfig:
