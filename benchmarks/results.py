@@ -24,13 +24,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 VARIANTS = ("full", "end2end-m", "end2end", "ieg", "plain")
-ROWS = VARIANTS + ("temporal", "prior", "prior+vae", "gt+vae", "gt")   # Full + its temporal stage; baselines: the prior pasted (no
-                                                # network) and the oracle
-MODELS = VARIANTS + ("temporal",)       # the trained models scored (the temporal stage is optional)
+MODELS = VARIANTS + ("temporal",)       # the trained models scored (the temporal stage, on Full, is optional)
 FOLDERS = {**{v: f"img-{v}/final" for v in VARIANTS}, "temporal": "temporal/final"}
-LABELS = {"prior+vae": "appearance prior through Full's VAE (its input, decoded)",
-          "gt+vae": "ground truth through Full's VAE (the VAE's ceiling)", "temporal": "Full + temporal layers (the temporal stage on Full)", "gt": "ground truth (oracle)", "prior": "appearance prior alone (no generator)", "full": "Full (End2End + IMG)", "end2end-m": "End2End-M", "end2end": "End2End", "ieg": "IEG only",
-          "plain": "plain skeleton"}
+# baselines: the appearance prior pasted (no network), both through Full's VAE, and the oracle
+ROWS = MODELS + ("prior", "prior+vae", "gt+vae", "gt")
+LABELS = {
+    "full": "Full (End2End + IMG)",
+    "end2end-m": "End2End-M",
+    "end2end": "End2End",
+    "ieg": "IEG only",
+    "plain": "plain skeleton",
+    "temporal": "Full + temporal layers (the temporal stage on Full)",
+    "prior": "appearance prior alone (no generator)",
+    "prior+vae": "appearance prior through Full's VAE (its input, decoded)",
+    "gt+vae": "ground truth through Full's VAE (the VAE's ceiling)",
+    "gt": "ground truth (oracle)",
+}
 SPLITS = ("all", "swap", "no swap", "seen", "unseen")
 
 
