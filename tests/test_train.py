@@ -231,6 +231,58 @@ def test_character_weight_moves_the_loss_onto_character_pixels(tmp_path):
         TrainConfig(character_weight=-1.0).check()
 
 
+def test_vae_prior_share_trains_on_the_appearance_prior(tmp_path):
+    """--vae_prior_share: the VAE stage's batches carry the appearance prior; share 1 reconstructs the priors
+    (the loss is exactly the loss on a batch whose frames are the priors, weighted by their pasted pixels),
+    share 0 the frames; a share outside 0..1 or outside the vae stage is refused."""
+    from pipelines.train.trainer import _StepData
+    base = dict(stage="vae", vae_crop=0, character_weight=4.0)
+    c0 = cfg(tmp_path, **base)
+    c1 = cfg(tmp_path, **base, vae_prior_share=1.0)
+    assert "prior" not in _StepData(c0, 0, 1, 0)[0][0]
+    batch, _ = _StepData(c1, 0, 1, 0)[0]
+    prior = batch["prior"]                                               # (B, 1, 4, H, W)
+    assert prior.shape[2] == 4 and (prior[:, :, 3] > 0).any()
+    pipe = build_pipeline(c1)
+    as_frames = {**batch, "target": prior[:, :, :3]}
+    masks = torch.zeros_like(batch["target_masks"])
+    masks[:, :, 0] = (prior[:, :, 3] + 1) / 2
+    as_frames["target_masks"] = masks
+    with torch.no_grad():
+        on_prior = make_objective(c1, pipe)(batch)
+        expected = make_objective(c0, pipe)(as_frames)
+        on_frames = make_objective(c0, pipe)(batch)
+    assert torch.allclose(on_prior["loss"], expected["loss"]) and torch.allclose(on_prior["l1"], expected["l1"])
+    assert not torch.allclose(on_prior["loss"], on_frames["loss"])
+    for bad in (dict(stage="vae", vae_prior_share=1.5), dict(stage="generator", vae_prior_share=0.5)):
+        with pytest.raises(ValueError, match="--vae_prior_share"):
+            TrainConfig(**bad).check()
+
+
+def test_timestep_focus_draws_below_the_sdedit_start(tmp_path):
+    """--timestep_focus f: share f of the timesteps is redrawn below DEFAULT_PRIOR_STRENGTH × T (where SDEdit
+    sampling spends every step); f = 0 draws exactly what the trainer always drew; refused without the prior."""
+    from pipelines.mix.pipeline_mix import DEFAULT_PRIOR_STRENGTH
+    c = cfg(tmp_path)
+    pipe = build_pipeline(c)
+    n = 4000
+    batch = {"seed": 7}
+
+    def draw(focus):
+        obj = make_objective(TrainConfig(**{**c.to_dict(), "timestep_focus": focus}), pipe)
+        return obj.timesteps(batch, n, torch.Generator().manual_seed(7))
+    T = pipe.scheduler.config.num_train_timesteps
+    cut = int(T * DEFAULT_PRIOR_STRENGTH)
+    assert torch.equal(draw(0.0), torch.randint(0, T, (n,), generator=torch.Generator().manual_seed(7)))
+    assert int(draw(1.0).max()) < cut
+    low = (draw(0.5) < cut).float().mean().item()
+    assert abs(low - (0.5 + 0.5 * DEFAULT_PRIOR_STRENGTH)) < 0.04        # half redrawn below, half uniform
+    with pytest.raises(ValueError, match="--timestep_focus"):
+        TrainConfig(timestep_focus=0.5, appearance_prior=False).check()
+    with pytest.raises(ValueError, match="--timestep_focus"):
+        TrainConfig(timestep_focus=2.0).check()
+
+
 def test_temporal_stage_trains_the_motion_modules_only(tmp_path):
     """The temporal stage on 4-frame windows of world clips: the zero-initialised motion modules leave zero,
     every other weight stays exactly the generator's, and the result loads as a pipeline."""

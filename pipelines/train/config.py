@@ -75,6 +75,9 @@ class TrainConfig:
     character_weight: float = 0.0      # extra weight of character pixels in the diffusion loss: each latent pixel
                                        # weighs 1 + w × (share of it covered by a character), normalised per sample
                                        # (characters are ~15 % of a frame but all of the identity)
+    timestep_focus: float = 0.0        # share of samples whose timestep is drawn from the part of the schedule the
+                                       # default SDEdit start samples (t < DEFAULT_PRIOR_STRENGTH × T); the rest
+                                       # stay uniform over the whole schedule (pure-noise starts keep working)
     # ---- IMG (img stage, variant "full") -------------------------------------------------------------
     img_weight: float = 0.2            # λ in L = L_diffusion + λ (1 − mean_ℓ IC_ℓ)
     msm_layers: int = 2                # multi-scale matching: how many layers of MSM_ORDER
@@ -91,6 +94,8 @@ class TrainConfig:
     vae_crop: int = 64                 # train the (fully convolutional) VAE on random crops: 4× cheaper than 128
     vae_decoder_only: bool = False     # train the decoder only: the encoder, hence the latent space and its scale,
                                        # stay exactly --init's, so a generator trained on them keeps working
+    vae_prior_share: float = 0.0       # share of the VAE's images that are appearance priors (pasted cut-outs, the
+                                       # SDEdit start every generation is encoded from) instead of world frames
     kl_weight: float = 1e-6
     edge_weight: float = 0.5           # L1 on image gradients: keeps outlines and textures sharp
     # ---- bookkeeping ---------------------------------------------------------------------------------
@@ -132,6 +137,9 @@ class TrainConfig:
             raise ValueError("--pcs, --sheet and --mix are probabilities in 0..1")
         if self.img_weight < 0:
             raise ValueError(f"--img_weight: {self.img_weight} must be ≥ 0")
+        if not 0 <= self.timestep_focus <= 1 or (self.timestep_focus and not self.appearance_prior):
+            raise ValueError(f"--timestep_focus: {self.timestep_focus} must be in 0..1, and only for models that read "
+                             "the appearance prior (their sampling starts from it at DEFAULT_PRIOR_STRENGTH)")
         if self.character_weight < 0:
             raise ValueError(f"--character_weight: {self.character_weight} must be ≥ 0 (0 = plain ε-MSE)")
         if self.window > self.clip_frames:
@@ -139,6 +147,8 @@ class TrainConfig:
         if self.vae_decoder_only and (self.stage != "vae" or not self.init):
             raise ValueError("--vae_decoder_only: only for the vae stage, with --init naming the model whose "
                              "encoder (latent space) to keep")
+        if not 0 <= self.vae_prior_share <= 1 or (self.vae_prior_share and self.stage != "vae"):
+            raise ValueError(f"--vae_prior_share: {self.vae_prior_share} must be in 0..1, and only for the vae stage")
         if self.vae_crop and (self.vae_crop % 8 or self.vae_crop > self.size):
             raise ValueError(f"--vae_crop: {self.vae_crop} must be a multiple of 8 and ≤ --size (0 = whole frames)")
         if self.mixed_precision not in ("no", "bf16", "fp16"):

@@ -28,10 +28,11 @@ def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
 
 
-def _generator(batch: dict) -> torch.Generator:
+def _generator(batch: dict, stream: int = 0) -> torch.Generator:
     """All randomness of a training step (noise, timesteps, dropout, latent samples) comes from the batch's
-    own seed, so a resumed run draws exactly what the uninterrupted run would have."""
-    return torch.Generator().manual_seed(int(batch.get("seed", 0)))
+    own seed, so a resumed run draws exactly what the uninterrupted run would have. ``stream`` > 0 gives an
+    independent draw from the same seed (a new draw must not shift the ones an existing run makes)."""
+    return torch.Generator().manual_seed(int(batch.get("seed", 0)) + 1_000_003 * stream)
 
 
 def _detached(capture):
@@ -42,17 +43,32 @@ def _detached(capture):
 class VAEObjective(nn.Module):
     """Reconstruction L1 + ``edge_weight`` × L1 of image gradients + ``kl_weight`` × KL. ``decoder_only``: the
     encoder runs without gradients and the KL term is left out (the latent space is fixed).
-    ``character_weight``: the L1 terms weigh character pixels 1 + w (``character_weights``, per image)."""
+    ``character_weight``: the L1 terms weigh character pixels 1 + w (``character_weights``, per image).
+    ``prior_share``: that share of the images (drawn per image from the batch's seed) is the sample's appearance
+    prior instead of its frame — the pasted cut-outs every generation's SDEdit start is encoded from; their
+    character pixels are the pasted ones (the prior's alpha)."""
 
     def __init__(self, vae, kl_weight: float = 1e-6, edge_weight: float = 0.5, crop: int = 0, *,
-                 decoder_only: bool = False, character_weight: float = 0.0):
+                 decoder_only: bool = False, character_weight: float = 0.0, prior_share: float = 0.0):
         super().__init__()
         self.vae, self.kl_weight, self.edge_weight, self.crop = vae, kl_weight, edge_weight, crop
         self.decoder_only, self.character_weight = decoder_only, float(character_weight)
+        self.prior_share = float(prior_share)
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
         x = batch["target"].flatten(0, 1)                                   # (B·T, 3, H, W) in [-1, 1]
         masks = batch["target_masks"].flatten(0, 1)[:, None] if self.character_weight > 0 else None  # (B·T,1,S,H,W)
+        if self.prior_share > 0:
+            if "prior" not in batch:
+                raise ValueError("VAEObjective: prior_share needs batches with the appearance prior "
+                                 "(SampleConfig.prior true)")
+            prior = batch["prior"].flatten(0, 1)                            # (B·T, 4, H, W): RGB + alpha in [-1, 1]
+            pick = torch.rand(len(x), generator=_generator(batch, 1)) < self.prior_share
+            x = torch.where(pick[:, None, None, None], prior[:, :3], x)
+            if masks is not None:
+                pasted = torch.zeros_like(masks)
+                pasted[:, 0, 0] = (prior[:, 3] + 1) / 2
+                masks = torch.where(pick[:, None, None, None, None], pasted, masks)
         if self.crop and self.crop < x.shape[-1]:
             g = _generator(batch)
             y0, x0 = (int(v) for v in torch.randint(0, x.shape[-1] - self.crop + 1, (2,), generator=g))
@@ -94,9 +110,10 @@ class GeneratorObjective(nn.Module):
     training forward through ``MixDenoiser``."""
 
     def __init__(self, pipe, *, cfg_dropout: float = 0.1, img_layers: tuple[str, ...] = (), img_weight: float = 0.2,
-                 masked_reference_attention: bool = False, character_weight: float = 0.0):
+                 masked_reference_attention: bool = False, character_weight: float = 0.0,
+                 timestep_focus: float = 0.0):
         super().__init__()
-        self.character_weight = float(character_weight)
+        self.character_weight, self.timestep_focus = float(character_weight), float(timestep_focus)
         self.vae = pipe.vae
         self.unet, self.reference_net = pipe.unet, pipe.reference_net
         self.pose_guider, self.reference_guider = pipe.pose_guider, pipe.reference_guider
@@ -110,6 +127,18 @@ class GeneratorObjective(nn.Module):
         if unknown:
             raise ValueError(f"img layers {sorted(unknown)} are not reference-attention layers of this model; "
                              f"candidates: {self.denoiser.reference_layers}")
+
+    def timesteps(self, batch: dict, B: int, g: torch.Generator) -> torch.Tensor:
+        """Uniform over the schedule; with ``timestep_focus`` f, that share of the samples (an independent draw
+        from the batch's seed) is redrawn below the default SDEdit start, where sampling spends every step."""
+        n = self.noise_scheduler.config.num_train_timesteps
+        t = torch.randint(0, n, (B,), generator=g)
+        if self.timestep_focus > 0:
+            from ..mix.pipeline_mix import DEFAULT_PRIOR_STRENGTH
+            h = _generator(batch, 2)
+            focus = torch.rand(B, generator=h) < self.timestep_focus
+            t = torch.where(focus, torch.randint(0, int(n * DEFAULT_PRIOR_STRENGTH), (B,), generator=h), t)
+        return t
 
     @torch.no_grad()
     def _latents(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -137,7 +166,7 @@ class GeneratorObjective(nn.Module):
         context = torch.where(drop[:, None, None], enc.null_context(context), context)
         ref_index = torch.where(drop, -1, torch.arange(B, device=target.device))
         noise = torch.randn(latents.shape, generator=g).to(latents)
-        t = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (B,), generator=g).to(target.device)
+        t = self.timesteps(batch, B, g).to(target.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, t)
         reference = self.denoiser.encode_reference(
             ref_latents, context, batch["reference_pose"] if self.reference_guider is not None else None)

@@ -129,13 +129,14 @@ def make_objective(cfg: TrainConfig, pipe):
         return CCEObjective(cfg, pipe)
     if cfg.stage == "vae":
         return VAEObjective(pipe.vae, cfg.kl_weight, cfg.edge_weight, cfg.vae_crop,
-                            decoder_only=cfg.vae_decoder_only, character_weight=cfg.character_weight)
+                            decoder_only=cfg.vae_decoder_only, character_weight=cfg.character_weight,
+                            prior_share=cfg.vae_prior_share)
     layers = MSM_ORDER[: cfg.msm_layers] if cfg.stage == "img" else MSM_ORDER[:1]
     layers = tuple(l for l in layers if l in pipe.denoiser.reference_layers)
     return GeneratorObjective(pipe, cfg_dropout=cfg.cfg_dropout, img_layers=layers,
                               img_weight=cfg.img_weight if cfg.use_img else 0.0,
                               masked_reference_attention=cfg.guidance_mode == "end2end-m",
-                              character_weight=cfg.character_weight)
+                              character_weight=cfg.character_weight, timestep_focus=cfg.timestep_focus)
 
 
 def trained_modules(cfg: TrainConfig, pipe) -> dict[str, torch.nn.Module]:
@@ -187,7 +188,7 @@ def sample_config(cfg: TrainConfig) -> SampleConfig:
     return SampleConfig(size=cfg.size, clip_frames=cfg.clip_frames, window=cfg.window,
                         characters=tuple(cfg.characters), pcs=cfg.pcs, sheet=cfg.sheet,
                         named_fraction=cfg.named_fraction, mix=cfg.mix,
-                        plain=cfg.guidance_mode == "plain" and cfg.stage != "vae", prior=cfg.stage != "vae")
+                        plain=cfg.guidance_mode == "plain" and cfg.stage != "vae", prior=cfg.stage != "vae" or cfg.vae_prior_share > 0)
 
 
 def motion_sample_config(cfg: TrainConfig) -> MotionSampleConfig:
