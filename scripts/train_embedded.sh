@@ -16,6 +16,8 @@ GEN_STEPS=${GEN_STEPS:-2300}
 PRIOR_STEPS=${PRIOR_STEPS:-4000}
 CHARW_STEPS=${CHARW_STEPS:-2000}
 DECODER_STEPS=${DECODER_STEPS:-1500}
+VAE_CW_STEPS=${VAE_CW_STEPS:-1500}
+ADAPT_STEPS=${ADAPT_STEPS:-1000}
 IMG_STEPS=${IMG_STEPS:-100}
 TEMPORAL_STEPS=${TEMPORAL_STEPS:-400}
 BENCH_LIMIT=${BENCH_LIMIT:-20}
@@ -61,11 +63,22 @@ if run_from generator; then
       --warmup_steps 50 --lr_schedule cosine --checkpointing_steps 250 --validation_steps 500 --log_steps 25 "${common[@]}"
   $PY -m pipelines.train export --run "$RUNS/generator-prior-cw" --checkpoint latest --decoder "$RUNS/vae-dec" \
       --out "$RUNS/generator-prior-cw-export" --fp32
+  # 2e. the whole VAE (encoder too) continued with its loss weighted on character pixels: the prior and the
+  #     world's frames keep their identities through it (docs/TRAINING.md); a new latent space and scale
+  $PY -m pipelines.train vae --init "$RUNS/generator-prior-cw-export" --character_weight 4 --output_dir "$RUNS/vae-cw" \
+      --max_steps "$VAE_CW_STEPS" --batch_size 16 --vae_crop 64 --learning_rate 5e-4 --warmup_steps 50 \
+      --lr_schedule cosine --checkpointing_steps 250 --validation_steps 0 --log_steps 25 "${common[@]}"
+  # 2f. the generator adapted to that latent space (same modules, character-weighted, cosine)
+  $PY -m pipelines.train generator --init "$RUNS/vae-cw/final" --output_dir "$RUNS/generator-vae-cw" --mode end2end \
+      --max_steps "$ADAPT_STEPS" --batch_size 8 --learning_rate 2e-4 --warmup_steps 50 --lr_schedule cosine \
+      --character_weight 4 --mixed_precision bf16 --checkpointing_steps 100 --validation_steps 0 \
+      --log_steps 10 "${common[@]}"
+  $PY -m pipelines.train export --run "$RUNS/generator-vae-cw" --checkpoint latest --out "$RUNS/generator-vae-cw-export" --fp32
 fi
 if run_from img; then
   # 3. EverybodyDance Table 2: every variant fine-tunes the same base for the same steps with the same seed
   for v in full end2end end2end-m ieg plain; do
-    $ACCEL -m pipelines.train img --init "$RUNS/generator-prior-cw-export" --variant "$v" --output_dir "$RUNS/img-$v" \
+    $ACCEL -m pipelines.train img --init "$RUNS/generator-vae-cw-export" --variant "$v" --output_dir "$RUNS/img-$v" \
         --max_steps "$IMG_STEPS" --batch_size 4 --learning_rate 1e-4 --warmup_steps 20 --character_weight 4 --mixed_precision bf16 \
         --checkpointing_steps 50 --validation_steps 0 --log_steps 10 "${common[@]}"
   done
@@ -89,7 +102,7 @@ if run_from cca; then
   # 7. style delusion with vs without CCA: the Full fine-tune above (CCA share 0.1) against the same fine-tune
   #    with share 0 (same seed, steps and data stream) → docs/cca_style.md
   mkdir -p "$RUNS/cca_style" && ln -sfn "$(realpath "$RUNS/img-full")" "$RUNS/cca_style/cca-0.1"
-  $PY -m benchmarks.cca_style --init "$RUNS/generator-prior-cw-export" --steps "$IMG_STEPS" --mixed_precision bf16 --mode plain \
+  $PY -m benchmarks.cca_style --init "$RUNS/generator-vae-cw-export" --steps "$IMG_STEPS" --mixed_precision bf16 --mode plain \
       --out "$RUNS/cca_style" --table docs/cca_style.md --limit "${CCA_LIMIT:-12}" --sampler_steps "$BENCH_STEPS"
 fi
 if run_from cce; then
