@@ -161,13 +161,15 @@ def main(argv=None) -> int:
     steps = {d["training"]["config"]["max_steps"] for k, d in docs.items()
              if d and k in VARIANTS and d.get("training")}
     n = n or docs["gt"]["scenes_run"]
+    from pipelines.mix.pipeline_mix import DEFAULT_PRIOR_STRENGTH
     text = [
         "# Results — identity correspondence, EverybodyDance Table 2 on ICE-mini",
         "",
         f"Written by `python benchmarks/results.py {' '.join(argv if argv is not None else sys.argv[1:])}` on "
         f"{time.strftime('%Y-%m-%d')}; per-variant documents in `docs/results/`. "
         f"{n} of {ran[0]['scenes_total'] if ran else '?'} ICE-mini scenes, sampler steps "
-        f"{args.steps or 'per scene'}, IMG-stage steps per variant: {sorted(steps) or '–'}.",
+        f"{args.steps or 'per scene'}, SDEdit start from the appearance prior at the pipeline's default strength "
+        f"{DEFAULT_PRIOR_STRENGTH}, IMG-stage steps per variant: {sorted(steps) or '–'}.",
         "",
         table(docs),
         "",

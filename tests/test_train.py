@@ -260,9 +260,9 @@ def test_vae_prior_share_trains_on_the_appearance_prior(tmp_path):
 
 
 def test_timestep_focus_draws_below_the_sdedit_start(tmp_path):
-    """--timestep_focus f: share f of the timesteps is redrawn below DEFAULT_PRIOR_STRENGTH × T (where SDEdit
+    """--timestep_focus f: share f of the timesteps is redrawn below TIMESTEP_FOCUS_CUT × T (where SDEdit
     sampling spends every step); f = 0 draws exactly what the trainer always drew; refused without the prior."""
-    from pipelines.mix.pipeline_mix import DEFAULT_PRIOR_STRENGTH
+    from pipelines.train.objectives import TIMESTEP_FOCUS_CUT
     c = cfg(tmp_path)
     pipe = build_pipeline(c)
     n = 4000
@@ -272,11 +272,11 @@ def test_timestep_focus_draws_below_the_sdedit_start(tmp_path):
         obj = make_objective(TrainConfig(**{**c.to_dict(), "timestep_focus": focus}), pipe)
         return obj.timesteps(batch, n, torch.Generator().manual_seed(7))
     T = pipe.scheduler.config.num_train_timesteps
-    cut = int(T * DEFAULT_PRIOR_STRENGTH)
+    cut = int(T * TIMESTEP_FOCUS_CUT)
     assert torch.equal(draw(0.0), torch.randint(0, T, (n,), generator=torch.Generator().manual_seed(7)))
     assert int(draw(1.0).max()) < cut
     low = (draw(0.5) < cut).float().mean().item()
-    assert abs(low - (0.5 + 0.5 * DEFAULT_PRIOR_STRENGTH)) < 0.04        # half redrawn below, half uniform
+    assert abs(low - (0.5 + 0.5 * TIMESTEP_FOCUS_CUT)) < 0.04        # half redrawn below, half uniform
     with pytest.raises(ValueError, match="--timestep_focus"):
         TrainConfig(timestep_focus=0.5, appearance_prior=False).check()
     with pytest.raises(ValueError, match="--timestep_focus"):

@@ -75,8 +75,8 @@ class TrainConfig:
     character_weight: float = 0.0      # extra weight of character pixels in the diffusion loss: each latent pixel
                                        # weighs 1 + w × (share of it covered by a character), normalised per sample
                                        # (characters are ~15 % of a frame but all of the identity)
-    timestep_focus: float = 0.0        # share of samples whose timestep is drawn from the part of the schedule the
-                                       # default SDEdit start samples (t < DEFAULT_PRIOR_STRENGTH × T); the rest
+    timestep_focus: float = 0.0        # share of samples whose timestep is drawn below half the schedule, where SDEdit
+                                       # sampling from the prior spends every step (objectives.TIMESTEP_FOCUS_CUT); the rest
                                        # stay uniform over the whole schedule (pure-noise starts keep working)
     # ---- IMG (img stage, variant "full") -------------------------------------------------------------
     img_weight: float = 0.2            # λ in L = L_diffusion + λ (1 − mean_ℓ IC_ℓ)
@@ -139,7 +139,7 @@ class TrainConfig:
             raise ValueError(f"--img_weight: {self.img_weight} must be ≥ 0")
         if not 0 <= self.timestep_focus <= 1 or (self.timestep_focus and not self.appearance_prior):
             raise ValueError(f"--timestep_focus: {self.timestep_focus} must be in 0..1, and only for models that read "
-                             "the appearance prior (their sampling starts from it at DEFAULT_PRIOR_STRENGTH)")
+                             "the appearance prior (their sampling starts from it, below half the schedule)")
         if self.character_weight < 0:
             raise ValueError(f"--character_weight: {self.character_weight} must be ≥ 0 (0 = plain ε-MSE)")
         if self.window > self.clip_frames:

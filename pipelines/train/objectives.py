@@ -28,6 +28,10 @@ def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
 
 
+TIMESTEP_FOCUS_CUT = 0.5   # --timestep_focus draws below this share of the schedule (the SDEdit start it was measured
+                           # against: half the schedule; sampling at a lower strength uses only steps below it too)
+
+
 def _generator(batch: dict, stream: int = 0) -> torch.Generator:
     """All randomness of a training step (noise, timesteps, dropout, latent samples) comes from the batch's
     own seed, so a resumed run draws exactly what the uninterrupted run would have. ``stream`` > 0 gives an
@@ -130,14 +134,13 @@ class GeneratorObjective(nn.Module):
 
     def timesteps(self, batch: dict, B: int, g: torch.Generator) -> torch.Tensor:
         """Uniform over the schedule; with ``timestep_focus`` f, that share of the samples (an independent draw
-        from the batch's seed) is redrawn below the default SDEdit start, where sampling spends every step."""
+        from the batch's seed) is redrawn below ``TIMESTEP_FOCUS_CUT`` × T, where SDEdit sampling spends every step."""
         n = self.noise_scheduler.config.num_train_timesteps
         t = torch.randint(0, n, (B,), generator=g)
         if self.timestep_focus > 0:
-            from ..mix.pipeline_mix import DEFAULT_PRIOR_STRENGTH
             h = _generator(batch, 2)
             focus = torch.rand(B, generator=h) < self.timestep_focus
-            t = torch.where(focus, torch.randint(0, int(n * DEFAULT_PRIOR_STRENGTH), (B,), generator=h), t)
+            t = torch.where(focus, torch.randint(0, int(n * TIMESTEP_FOCUS_CUT), (B,), generator=h), t)
         return t
 
     @torch.no_grad()
