@@ -3,6 +3,9 @@
 #
 #   bash scripts/train_embedded.sh            # every stage, then the Table-2 results
 #   STAGE=img bash scripts/train_embedded.sh  # start at a later stage (vae|generator|img|temporal|ship|results)
+#   RECIPE=3h bash scripts/train_embedded.sh  # the same model from scratch in under 3 hours on 2 CPU cores:
+#                                             # VAE and generator character-weighted (and the generator reading
+#                                             # the appearance prior) from their first step — docs/TRAINING.md
 #
 # Every stage resumes from its latest checkpoint when re-run (kill it any time). On a GPU, raise BATCH and
 # drop THREADS; the step counts below are what one shared 2-core CPU afforded.
@@ -23,19 +26,45 @@ TEMPORAL_STEPS=${TEMPORAL_STEPS:-400}
 BENCH_LIMIT=${BENCH_LIMIT:-20}
 BENCH_STEPS=${BENCH_STEPS:-10}
 STAGE=${STAGE:-vae}
+RECIPE=${RECIPE:-long}
+R3H_VAE_STEPS=${R3H_VAE_STEPS:-1500}
+R3H_GEN_STEPS=${R3H_GEN_STEPS:-4500}
 common=(--threads "$THREADS" --num_workers 1 --resume_from_checkpoint latest)
 ACCEL=${ACCEL:-"${PY%python}accelerate launch --multi_gpu --num_processes 2"}
 order=(vae generator img temporal ship results cca cce)
 run_from() { local s; for s in "${order[@]}"; do [[ $s == "$STAGE" ]] && return 0; [[ $s == "$1" ]] && return 1; done; return 0; }
 
-if run_from vae; then
+[[ $RECIPE == long || $RECIPE == 3h ]] || { echo "RECIPE=$RECIPE: use long or 3h" >&2; exit 2; }
+BASE="$RUNS/generator-vae-cw-export"   # what every IMG variant fine-tunes
+[[ $RECIPE == 3h ]] && BASE="$RUNS/generator-3h-export"
+
+if [[ $RECIPE == 3h ]]; then
+  if run_from vae; then
+    # 1. the autoencoder, its L1 and edge loss weighing character pixels 5 : 1 from the first step
+    #    (two processes × 8 crops; about 24 min)
+    $ACCEL -m pipelines.train vae --output_dir "$RUNS/vae-3h" --max_steps "$R3H_VAE_STEPS" --batch_size 8 \
+        --vae_crop 64 --learning_rate 1e-3 --warmup_steps 50 --lr_schedule cosine --character_weight 4 \
+        --checkpointing_steps 250 --validation_steps 0 --log_steps 25 --appearance_prior false "${common[@]}"
+    $PY -m pipelines.train export --run "$RUNS/vae-3h" --checkpoint latest --out "$RUNS/vae-3h-export" --fp32
+  fi
+  if run_from generator; then
+    # 2. UNet + ReferenceNet + guiders (reading the appearance prior) + context encoder, End2End guidance,
+    #    character-weighted diffusion loss, cosine learning rate; two processes × 4 samples (about 89 min)
+    $ACCEL -m pipelines.train generator --init "$RUNS/vae-3h-export" --output_dir "$RUNS/generator-3h" \
+        --mode end2end --max_steps "$R3H_GEN_STEPS" --batch_size 4 --learning_rate 3e-4 --warmup_steps 100 \
+        --lr_schedule cosine --character_weight 4 --mixed_precision bf16 --checkpointing_steps 100 \
+        --validation_steps 0 --log_steps 10 "${common[@]}"
+    $PY -m pipelines.train export --run "$RUNS/generator-3h" --checkpoint latest --out "$BASE" --fp32
+  fi
+fi
+if [[ $RECIPE == long ]] && run_from vae; then
   # 1. the autoencoder on 64-px crops of world frames (4× down, 4 latent channels); the export sets its scale
   $PY -m pipelines.train vae --output_dir "$RUNS/vae" --max_steps "$VAE_STEPS" --batch_size 16 --vae_crop 64 \
       --learning_rate 1e-3 --checkpointing_steps 250 --validation_steps 250 --log_steps 25 \
       --appearance_prior false "${common[@]}"
   $PY -m pipelines.train export --run "$RUNS/vae" --checkpoint latest --out "$RUNS/vae-export" --fp32
 fi
-if run_from generator; then
+if [[ $RECIPE == long ]] && run_from generator; then
   # 2. UNet + ReferenceNet + guiders + context encoder on single frames, End2End guidance (IEG skeletons and
   #    slot-tinted reference masks), 10 % Cross-Character Augmentation; bf16 autocast
   $PY -m pipelines.train generator --init "$RUNS/vae-export" --output_dir "$RUNS/generator" --mode end2end \
@@ -78,7 +107,7 @@ fi
 if run_from img; then
   # 3. EverybodyDance Table 2: every variant fine-tunes the same base for the same steps with the same seed
   for v in full end2end end2end-m ieg plain; do
-    $ACCEL -m pipelines.train img --init "$RUNS/generator-vae-cw-export" --variant "$v" --output_dir "$RUNS/img-$v" \
+    $ACCEL -m pipelines.train img --init "$BASE" --variant "$v" --output_dir "$RUNS/img-$v" \
         --max_steps "$IMG_STEPS" --batch_size 4 --learning_rate 1e-4 --warmup_steps 20 --character_weight 4 --mixed_precision bf16 \
         --checkpointing_steps 50 --validation_steps 0 --log_steps 10 "${common[@]}"
   done
@@ -102,7 +131,7 @@ if run_from cca; then
   # 7. style delusion with vs without CCA: the Full fine-tune above (CCA share 0.1) against the same fine-tune
   #    with share 0 (same seed, steps and data stream) → docs/cca_style.md
   mkdir -p "$RUNS/cca_style" && ln -sfn "$(realpath "$RUNS/img-full")" "$RUNS/cca_style/cca-0.1"
-  $PY -m benchmarks.cca_style --init "$RUNS/generator-vae-cw-export" --steps "$IMG_STEPS" --mixed_precision bf16 --mode plain \
+  $PY -m benchmarks.cca_style --init "$BASE" --steps "$IMG_STEPS" --mixed_precision bf16 --mode plain \
       --out "$RUNS/cca_style" --table docs/cca_style.md --limit "${CCA_LIMIT:-12}" --sampler_steps "$BENCH_STEPS"
 fi
 if run_from cce; then
