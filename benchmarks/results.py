@@ -108,6 +108,14 @@ def table(docs: dict[str, dict | None]) -> str:
     return "\n".join(lines)
 
 
+def _store(doc: dict, path: Path) -> dict:
+    """Write one row's result document next to the table (without the bulky per-track IC lists)."""
+    for r in doc["scenes"]:
+        r.pop("per_track_ic", None)
+    path.write_text(json.dumps(doc, indent=1, default=float))
+    return doc
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, default=Path("runs"), help="folder holding img-<variant>/final")
@@ -148,10 +156,7 @@ def main(argv=None) -> int:
         doc["training"] = json.loads(training.read_text()) if training.is_file() else None
         doc["sampler_steps"] = args.steps
         doc["mqa_ic"] = held_out_ic(folder, "full" if v == "temporal" else v)
-        for r in doc["scenes"]:
-            r.pop("per_track_ic", None)
-        saved.write_text(json.dumps(doc, indent=1, default=float))
-        docs[v] = doc
+        docs[v] = _store(doc, saved)
     full = args.runs / FOLDERS["full"]
     for k in ("gt", "prior", "prior+vae", "gt+vae"):   # the +vae rows: what any generator decoding through Full's VAE can reach
         saved = store / f"{k}.json"
@@ -160,10 +165,7 @@ def main(argv=None) -> int:
         elif "+vae" in k and not (full / "vae").is_dir():
             docs[k] = None
         else:
-            docs[k] = benchmark_model(f"{k}:{full}" if "+vae" in k else k, limit=args.limit)
-            for r in docs[k]["scenes"]:
-                r.pop("per_track_ic", None)
-            saved.write_text(json.dumps(docs[k], indent=1, default=float))
+            docs[k] = _store(benchmark_model(f"{k}:{full}" if "+vae" in k else k, limit=args.limit), saved)
     ran = [d for k, d in docs.items() if d and k in MODELS]
     n = ran[0]["scenes_run"] if ran else 0
     steps = {d["training"]["config"]["max_steps"] for k, d in docs.items()
