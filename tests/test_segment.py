@@ -159,6 +159,26 @@ def test_spill_samples_claim_a_neighbour_and_click_it_negative():
     assert spill_prompt(target, [], rng) is None and spill_prompt(target, [target & neighbour], rng) is None
 
 
+def test_touching_curriculum_draws_targets_that_touch_a_neighbour():
+    from pipelines.segment.train import FramePool, touching
+    a = np.zeros((40, 40), bool)
+    a[5:20, 5:15] = True
+    b = np.zeros_like(a)
+    b[5:20, 16:25] = True                         # one pixel of background between a and b: touching
+    c = np.zeros_like(a)
+    c[30:38, 30:38] = True                        # stands apart
+    masks = np.stack([a, b, c])
+    assert touching(masks).tolist() == [0, 1] and touching(masks[2:]).tolist() == []
+    assert touching(np.stack([a, c])).tolist() == []
+    pool = FramePool(3, 6, [128], [1.0], characters=(2, 3), touching_prob=1.0)
+    assert all(2 <= len(m) <= 3 for _, m, _ in pool.frames)
+    rng = np.random.default_rng(0)
+    picked = [pool.sample(rng) for _ in range(40)]
+    hits = [(k in touching(m).tolist()) for s in picked if s is not None for _, m, k in [s]
+            if len(touching(m))]
+    assert hits and all(hits)                     # every frame with a touching pair gave a touching target
+
+
 def _to256(mask):
     import cv2
     return cv2.resize(mask.astype(np.float32), (256, 256), interpolation=cv2.INTER_AREA) > 0.5

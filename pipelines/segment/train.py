@@ -45,6 +45,9 @@ DEFAULTS = dict(
     perturbed_prev_prob=0.15,  # share of samples whose mask prompt is a perturbed ground truth (video)
     spill_prob=0.1,          # share whose mask prompt also claims a neighbour, with a negative click on it
     pool_frames=160,         # rendered frames kept for sampling; two new frames replace old ones per step
+    characters=(1, 5),       # characters per training frame (lowest, highest); the benchmark's frames hold 2-5
+    touching_prob=0.0,       # share of samples whose target is drawn among characters touching another one
+                             # (where one click fails most: 0.72 IoU against 0.95 for characters standing apart)
     render_sizes=(128, 192, 256, 384, 512),
     render_probs=(0.3, 0.15, 0.25, 0.1, 0.2),
     checkpointing_steps=500,
@@ -75,10 +78,11 @@ def parse_args(input_args=None):
 class FramePool:
     """Recently rendered world frames with their visible masks, refreshed a few frames per step."""
 
-    def __init__(self, seed: int, capacity: int, sizes, probs):
+    def __init__(self, seed: int, capacity: int, sizes, probs, characters=(1, 5), touching_prob: float = 0.0):
         self.world = World(seed, frames=16)
         self.rng = np.random.default_rng(seed)
         self.sizes, self.probs = list(sizes), np.asarray(probs, float) / np.sum(probs)
+        self.characters, self.touching_prob = (int(characters[0]), int(characters[-1])), float(touching_prob)
         self.frames: deque = deque(maxlen=capacity)
         self.counter = 0
         while len(self.frames) < capacity:
@@ -89,19 +93,35 @@ class FramePool:
             self.counter += 1
             size = int(self.rng.choice(self.sizes, p=self.probs))
             mix = bool(self.rng.random() < 0.15)
-            plan = self.world.plan(self.counter, n_characters=(1, 5), mix=mix, size=size)
+            plan = self.world.plan(self.counter, n_characters=self.characters, mix=mix, size=size)
             f = int(self.rng.integers(16))
             clip = self.world.render_plan(plan, frames=[f])
-            self.frames.append((clip.frames[0], clip.masks[0]))
+            masks = clip.masks[0]
+            self.frames.append((clip.frames[0], masks, touching(masks)))
 
     def sample(self, rng: np.random.Generator):
-        """(image, all visible masks, index of the target) or None for a frame without characters."""
-        img, masks = self.frames[int(rng.integers(len(self.frames)))]
+        """(image, all visible masks, index of the target) or None for a frame without characters. With
+        probability ``touching_prob`` the target is drawn among the characters touching another one (when the
+        frame has any)."""
+        img, masks, touch = self.frames[int(rng.integers(len(self.frames)))]
         areas = masks.reshape(len(masks), -1).sum(1)
         ok = np.flatnonzero(areas > 0)
         if len(ok) == 0:
             return None
+        near = np.intersect1d(ok, touch)
+        if len(near) and self.touching_prob > 0 and rng.random() < self.touching_prob:
+            ok = near
         return img, masks, int(rng.choice(ok))
+
+
+def touching(masks: np.ndarray, gap: int = 2) -> np.ndarray:
+    """Indices of the visible masks (N, H, W) that touch another one: within ``gap`` pixels of it."""
+    if len(masks) < 2:
+        return np.zeros(0, int)
+    ker = np.ones((2 * gap + 1, 2 * gap + 1), np.uint8)
+    grown = [cv2.dilate(m.astype(np.uint8), ker).astype(bool) for m in masks]
+    return np.array([i for i in range(len(masks))
+                     if any((grown[i] & masks[j]).any() for j in range(len(masks)) if j != i)], int)
 
 
 def make_view(img: np.ndarray, mask: np.ndarray, others, rng: np.random.Generator, size: int, zoom: bool):
@@ -268,7 +288,8 @@ def recalibrate_bn(net: ClickNet, args, cfg: ClickNetConfig, seed: int = 12345) 
     """Precise BatchNorm statistics: the running averages lag behind weights that still move fast (at
     step 500 they cost half the validation IoU), so recompute them as plain means over fresh batches
     drawn and click-simulated exactly like training batches."""
-    pool = FramePool(seed, min(60, args.pool_frames), args.render_sizes, args.render_probs)
+    pool = FramePool(seed, min(60, args.pool_frames), args.render_sizes, args.render_probs, args.characters,
+                     args.touching_prob)
     rng = np.random.default_rng(seed)
     bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     for m in bns:
@@ -340,7 +361,8 @@ def main(args) -> None:
                              "use a path like runs/clicknet/checkpoints/step_00004000")
         config["init"] = {"checkpoint": str(init), "step": checkpoint.load(init, {"net": net})["step"]}
         print(f"fine-tuning from {init}")
-    pool = FramePool(args.seed * 7919 + step, args.pool_frames, args.render_sizes, args.render_probs)
+    pool = FramePool(args.seed * 7919 + step, args.pool_frames, args.render_sizes, args.render_probs,
+                     args.characters, args.touching_prob)
     rng = np.random.default_rng([args.seed, step])
     net.train()
     t0, ema = time.time(), None
