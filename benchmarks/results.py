@@ -58,6 +58,98 @@ def swap_unseen_ic(doc: dict) -> float | None:
     return sum(r["ic"]["correct"] for r in rows) / judged if judged else None
 
 
+def _scene_counts(doc: dict, swap_unseen: bool = False) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Per-scene IC tallies (scene ids, correct, judged), optionally only the swap∩unseen scenes."""
+    rows = [r for r in doc["scenes"] if not swap_unseen or (r["tags"]["swap"] and r["tags"]["seen"] != "seen")]
+    return ([r["id"] for r in rows], np.array([r["ic"]["correct"] for r in rows], float),
+            np.array([r["ic"]["judged"] for r in rows], float))
+
+
+def paired_bootstrap(a: dict, b: dict, *, swap_unseen: bool = False, n: int = 4000, seed: int = 0) -> dict:
+    """IC accuracy of ``a`` minus that of ``b`` on the scenes both ran, with a 95 % percentile interval from
+    resampling scenes with replacement — the same resampled scenes for both, so scene difficulty cancels
+    (the scene, not the track-frame, is the independent unit: a scene's frames share its references).
+    ``p_above``: the share of resamples where ``a`` scores higher."""
+    ids_a, ca, ja = _scene_counts(a, swap_unseen)
+    ids_b, cb, jb = _scene_counts(b, swap_unseen)
+    common = [i for i in ids_a if i in set(ids_b)]
+    if not common:
+        return {"scenes": 0, "diff": float("nan"), "lo": float("nan"), "hi": float("nan"), "p_above": float("nan")}
+    ia, ib = [ids_a.index(i) for i in common], [ids_b.index(i) for i in common]
+    ca, ja, cb, jb = ca[ia], ja[ia], cb[ib], jb[ib]
+    idx = np.random.default_rng(seed).integers(0, len(common), (n, len(common)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = ca[idx].sum(1) / ja[idx].sum(1) - cb[idx].sum(1) / jb[idx].sum(1)
+    d = d[np.isfinite(d)]
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    return {"scenes": len(common), "diff": float(ca.sum() / ja.sum() - cb.sum() / jb.sum()), "lo": float(lo),
+            "hi": float(hi), "p_above": float((d > 0).mean())}
+
+
+def bootstrap_interval(doc: dict, *, swap_unseen: bool = False, n: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of one row's IC accuracy, resampling its scenes with replacement."""
+    _, c, j = _scene_counts(doc, swap_unseen)
+    if len(c) == 0:
+        return float("nan"), float("nan")
+    idx = np.random.default_rng(seed).integers(0, len(c), (n, len(c)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = c[idx].sum(1) / j[idx].sum(1)
+    lo, hi = np.percentile(v[np.isfinite(v)], [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def uncertainty(docs: dict[str, dict | None]) -> str:
+    """The comparisons the issue asks about, with how sure the scenes let us be: each trained row's IC (all
+    scenes, swap∩unseen) with its 95 % interval, and its paired difference from End2End."""
+    ref = docs.get("end2end")
+    head = ("| variant | IC all [95 % interval] | IC swap∩unseen [95 % interval] | − End2End, all [95 %] | "
+            "− End2End, swap∩unseen [95 %] | resamples above End2End (all) |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for v in MODELS:
+        doc = docs.get(v)
+        if doc is None:
+            continue
+        cells = []
+        for su in (False, True):
+            lo, hi = bootstrap_interval(doc, swap_unseen=su)
+            val = swap_unseen_ic(doc) if su else doc["groups"]["all"]["IC"]
+            cells.append(f"{_cell(val, 'IC')} [{lo:.3f}, {hi:.3f}]")
+        if ref is not None and v != "end2end":
+            for su in (False, True):
+                d = paired_bootstrap(doc, ref, swap_unseen=su)
+                cells.append(f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]")
+            cells.append(f"{paired_bootstrap(doc, ref)['p_above']:.0%}")
+        else:
+            cells += ["–", "–", "–"]
+        lines.append(f"| {LABELS[v]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def digest(folder: Path) -> str | None:
+    """Identity of a model folder's weights and configs (sha256 over every file but the training log), or
+    None where the folder is not on this machine."""
+    import hashlib
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "training.json"):
+        h.update(str(f.relative_to(folder)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def stale(doc: dict, want: dict) -> str | None:
+    """Why a stored row cannot stand for this request (scenes, sampler steps, SDEdit strength or weights
+    differ), or None when it can. An entry of ``want`` that is None is not checked (e.g. the weights of a
+    folder that is not on this machine)."""
+    got = doc.get("provenance") or {}
+    for k, v in want.items():
+        if v is not None and got.get(k) != v:
+            return f"its {k} is {got.get(k)!r}, this table wants {v!r}"
+    return None
+
+
 def held_out_ic(folder: Path, variant: str, batches: int = 12, batch_size: int = 8, seed: int = 777) -> float:
     """The IMG score itself on held-out world samples: mean IC of the MQA identity-matching graph over the first
     two MSM layers (DESIGN.md §3), every sample a Pre-Classified swap pair (reference frame and target frame in
@@ -140,12 +232,28 @@ def main(argv=None) -> int:
     store = args.out.parent / "results"
     store.mkdir(parents=True, exist_ok=True)
     docs: dict[str, dict | None] = {}
+    scenes = args.limit if args.limit is not None else "all"
+
+    def stored(row: str, want: dict) -> dict | None:
+        """The stored document of ``row`` when it was made for this request, else None (and why)."""
+        saved = store / f"{row}.json"
+        if not saved.is_file():
+            return None
+        doc = json.loads(saved.read_text())
+        why = stale(doc, want)
+        if why:
+            print(f"{row}: the stored {saved} is not reused: {why}")
+            return None
+        return doc
+
     for v in MODELS:
         saved = store / f"{v}.json"
-        if v not in variants or (args.reuse and saved.is_file()):
-            docs[v] = json.loads(saved.read_text()) if saved.is_file() else None
-            continue
         folder = args.runs / FOLDERS[v]
+        want = {"scenes": scenes, "steps": args.steps, "strength": DEFAULT_PRIOR_STRENGTH, "weights": digest(folder)}
+        if v not in variants or args.reuse:
+            docs[v] = stored(v, want)
+            if docs[v] is not None or v not in variants:
+                continue
         if not (folder / "model_index.json").is_file():
             print(f"{v}: {folder} not found — listed as not trained")
             docs[v] = None
@@ -156,16 +264,20 @@ def main(argv=None) -> int:
         doc["training"] = json.loads(training.read_text()) if training.is_file() else None
         doc["sampler_steps"] = args.steps
         doc["mqa_ic"] = held_out_ic(folder, "full" if v == "temporal" else v)
+        doc["provenance"] = want
         docs[v] = _store(doc, saved)
     full = args.runs / FOLDERS["full"]
     for k in ("gt", "prior", "prior+vae", "gt+vae"):   # the +vae rows: what any generator decoding through Full's VAE can reach
         saved = store / f"{k}.json"
-        if args.reuse and saved.is_file():
-            docs[k] = json.loads(saved.read_text())
-        elif "+vae" in k and not (full / "vae").is_dir():
-            docs[k] = None
-        else:
-            docs[k] = _store(benchmark_model(f"{k}:{full}" if "+vae" in k else k, limit=args.limit), saved)
+        want = {"scenes": scenes, "weights": digest(full / "vae") if "+vae" in k else None}
+        docs[k] = stored(k, want) if args.reuse else None
+        if docs[k] is not None:
+            continue
+        if "+vae" in k and not (full / "vae").is_dir():
+            continue
+        doc = benchmark_model(f"{k}:{full}" if "+vae" in k else k, limit=args.limit)
+        doc["provenance"] = want
+        docs[k] = _store(doc, saved)
     ran = [d for k, d in docs.items() if d and k in MODELS]
     n = ran[0]["scenes_run"] if ran else 0
     steps = {d["training"]["config"]["max_steps"] for k, d in docs.items()
@@ -195,6 +307,16 @@ def main(argv=None) -> int:
         "",
         f"Chance: a random track→reference matching scores 1 / mean characters per scene = {chance(docs['gt']):.3f} "
         f"on these scenes ({chance(docs['gt'], swap_unseen=True):.3f} on swap∩unseen).",
+        "",
+        "## How sure: intervals over scenes",
+        "",
+        uncertainty(docs),
+        "",
+        "Intervals: 95 % percentile bootstrap over the scenes (4,000 resamples, seed 0), the scene being the "
+        "independent unit because a scene's frames share its references and tracks. The differences are paired: "
+        "each resample draws the same scenes for both rows, so how hard a scene is cancels out. A difference whose "
+        "interval holds 0 is not one these scenes can show; swap∩unseen rests on "
+        f"{len(_scene_counts(docs['gt'], True)[0])} scenes here.",
     ]
     for d in ran[:1]:
         text += ["", "Probe trust: " + "; ".join(

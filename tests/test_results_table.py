@@ -1,0 +1,112 @@
+"""benchmarks/results.py: the statistics under Table 2 (scene bootstrap, paired differences) and when a stored
+row may stand in for a new run (--reuse). Synthetic result documents; the benchmark itself is stubbed."""
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import results
+
+
+def _doc(correct, judged=10, swap=None, seen=None, ids=None, scenes_total=40):
+    n = len(correct)
+    swap = [True] * n if swap is None else swap
+    seen = ["unseen"] * n if seen is None else seen
+    ids = ids or [f"ice-{i:03d}" for i in range(n)]
+    rows = [{"id": i, "tags": {"n_characters": 2, "swap": s, "seen": u},
+             "ic": {"correct": int(c), "judged": judged}} for i, c, s, u in zip(ids, correct, swap, seen)]
+    ic = sum(correct) / (judged * n)
+    return {"scenes": rows, "scenes_run": n, "scenes_total": scenes_total,
+            "groups": {"all": {"scenes": n, "IC": ic, "SSIM": 0.5, "PSNR": 17.0, "L1": 0.07, "tL1": 0.06,
+                               "Style-del": 0.2}},
+            "trust": {}, "model": "fake"}
+
+
+def test_paired_bootstrap_values():
+    a, b = _doc([10] * 8), _doc([5] * 8)
+    d = results.paired_bootstrap(a, b)
+    assert d["scenes"] == 8 and d["diff"] == pytest.approx(0.5)
+    assert d["lo"] == pytest.approx(0.5) and d["hi"] == pytest.approx(0.5) and d["p_above"] == 1.0
+    same = results.paired_bootstrap(a, a)
+    assert same["diff"] == 0 and same["lo"] == 0 and same["hi"] == 0 and same["p_above"] == 0
+    # one scene of twenty differs: a real but small difference these scenes cannot show
+    c = _doc([7] * 19 + [10])
+    d = results.paired_bootstrap(c, _doc([7] * 20))
+    assert d["diff"] == pytest.approx(3 / 200) and d["lo"] == 0.0 < d["hi"]
+    # only the scenes both rows ran are compared, matched by id (not by position)
+    e = _doc([10, 0, 10], ids=["ice-002", "ice-009", "ice-001"])
+    d = results.paired_bootstrap(e, _doc([0, 5, 0]))     # ice-000..002
+    assert d["scenes"] == 2 and d["diff"] == pytest.approx(1.0 - 5 / 20)
+    # swap∩unseen keeps only those scenes
+    f = _doc([10, 0, 10, 0], swap=[True, True, False, True], seen=["unseen", "seen", "unseen", "unseen"])
+    assert results._scene_counts(f, swap_unseen=True)[0] == ["ice-000", "ice-003"]
+    assert results.swap_unseen_ic(f) == pytest.approx(0.5)
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_scenes():
+    rng = np.random.default_rng(1)
+    small = _doc(rng.integers(4, 11, 10).tolist())
+    big = _doc(rng.integers(4, 11, 160).tolist())
+    for doc in (small, big):
+        lo, hi = results.bootstrap_interval(doc)
+        assert lo <= doc["groups"]["all"]["IC"] <= hi
+    (lo_s, hi_s), (lo_b, hi_b) = results.bootstrap_interval(small), results.bootstrap_interval(big)
+    assert hi_b - lo_b < hi_s - lo_s
+    assert not np.isnan(results.bootstrap_interval(_doc([5]), swap_unseen=True)[0])
+    assert np.isnan(results.bootstrap_interval(_doc([5], swap=[False]), swap_unseen=True)[0])
+
+
+def test_digest_and_stale(tmp_path):
+    m = tmp_path / "model"
+    (m / "vae").mkdir(parents=True)
+    (m / "vae" / "w.safetensors").write_bytes(b"abc")
+    first = results.digest(m)
+    (m / "training.json").write_text("{}")              # the training log is not the model
+    assert results.digest(m) == first
+    (m / "vae" / "w.safetensors").write_bytes(b"abd")
+    assert results.digest(m) != first and results.digest(tmp_path / "absent") is None
+    doc = {"provenance": {"scenes": 20, "steps": 10, "weights": "x"}}
+    assert results.stale(doc, {"scenes": 20, "steps": 10, "weights": "x"}) is None
+    assert results.stale(doc, {"scenes": 20, "steps": 10, "weights": None}) is None     # cannot check: not here
+    assert "scenes is 20, this table wants 'all'" in results.stale(doc, {"scenes": "all"})
+    assert "weights" in results.stale(doc, {"weights": "y"})
+    assert "steps is None" in results.stale({}, {"steps": 10})                          # made before provenance
+
+
+def test_reuse_reruns_exactly_the_stale_rows(tmp_path, monkeypatch):
+    import pipelines.eval as ev
+    runs = tmp_path / "runs"
+    for v in results.VARIANTS + ("temporal",):
+        f = runs / results.FOLDERS[v]
+        (f / "vae").mkdir(parents=True)
+        (f / "model_index.json").write_text("{}")
+        (f / "vae" / "w.safetensors").write_bytes(v.encode())
+        (f / "training.json").write_text(json.dumps({"config": {"max_steps": 100}}))
+    calls = []
+
+    def fake_benchmark(model, limit=None, steps=None):
+        calls.append(model)
+        return _doc([8] * limit, scenes_total=40)
+
+    monkeypatch.setattr(ev, "benchmark_model", fake_benchmark)
+    monkeypatch.setattr(results, "held_out_ic", lambda folder, variant: 0.5)
+    out = tmp_path / "docs" / "RESULTS.md"
+    argv = ["--runs", str(runs), "--limit", "4", "--steps", "2", "--out", str(out)]
+    assert results.main(argv) == 0
+    assert len(calls) == 10                                  # six models, four baselines
+    text = out.read_text()
+    assert "## How sure: intervals over scenes" in text and "+0.000 [+0.000, +0.000]" in text
+    calls.clear()
+    assert results.main(argv + ["--reuse"]) == 0 and calls == []      # everything stored fits
+    # Full's VAE changes: its row and the two rows decoded through that VAE are rerun, nothing else
+    (runs / "img-full/final/vae/w.safetensors").write_bytes(b"new")
+    assert results.main(argv + ["--reuse"]) == 0
+    assert sorted(calls) == sorted([str(runs / "img-full/final"), f"prior+vae:{runs / 'img-full/final'}",
+                                    f"gt+vae:{runs / 'img-full/final'}"])
+    # a different number of scenes: nothing stored stands for it
+    calls.clear()
+    assert results.main(["--runs", str(runs), "--limit", "5", "--steps", "2", "--out", str(out), "--reuse"]) == 0
+    assert len(calls) == 10
+    doc = json.loads((out.parent / "results" / "full.json").read_text())
+    assert doc["provenance"]["scenes"] == 5 and doc["provenance"]["steps"] == 2
