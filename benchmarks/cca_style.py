@@ -239,6 +239,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch_size", type=int, default=8, help="as scripts/train_embedded.sh's img stage")
     ap.add_argument("--learning_rate", type=float, default=1e-4, help="as scripts/train_embedded.sh's img stage")
     ap.add_argument("--warmup_steps", type=int, default=20)
+    ap.add_argument("--character_weight", type=float, default=4.0,
+                    help="diffusion loss weight on character pixels, as scripts/train_embedded.sh's img stage")
     ap.add_argument("--mixed_precision", default="no", choices=("no", "bf16"), help="bf16 autocast (CPU too)")
     ap.add_argument("--out", type=Path, default=Path("runs/cca_style"), help="where the two fine-tunes go")
     ap.add_argument("--table", type=Path, default=None, help="markdown table (default OUT/cca_style.md)")
@@ -256,7 +258,7 @@ def main(argv=None) -> int:
                      sampler_steps=args.sampler_steps, frames=args.frames, size=args.size,
                      variant=args.variant, mode=args.mode, train_size=args.train_size, batch_size=args.batch_size,
                      learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
-                     mixed_precision=args.mixed_precision)
+                     character_weight=args.character_weight, mixed_precision=args.mixed_precision)
     except (ValueError, FileNotFoundError) as e:
         print(f"python -m benchmarks.cca_style: error: {e}")
         return 2

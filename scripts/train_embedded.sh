@@ -129,11 +129,12 @@ if run_from results; then
   $PY benchmarks/results.py --runs "$RUNS" --limit "$BENCH_LIMIT" --steps "$BENCH_STEPS"
 fi
 if run_from cca; then
-  # 7. style delusion with vs without CCA: the Full fine-tune above (CCA share 0.1) against the same fine-tune
-  #    with share 0 (same seed, steps and data stream) → docs/cca_style.md
-  mkdir -p "$RUNS/cca_style" && ln -sfn "$(realpath "$RUNS/img-full")" "$RUNS/cca_style/cca-0.1"
-  $PY -m benchmarks.cca_style --init "$BASE" --steps "$IMG_STEPS" --mixed_precision bf16 --mode plain \
-      --out "$RUNS/cca_style" --table docs/cca_style.md --limit "${CCA_LIMIT:-12}" --sampler_steps "$BENCH_STEPS"
+  # 7. style delusion with vs without CCA: Full's fine-tune (CCA share 0.1) against the same fine-tune with
+  #    share 0 (same seed, steps and data stream), both in one process with batch 8 — the samples the img
+  #    stage's two processes × 4 draw — and its character weight → docs/cca_style.md
+  $PY -m benchmarks.cca_style --init "$BASE" --steps "$IMG_STEPS" --batch_size 8 --character_weight 4 --mode plain \
+      --mixed_precision bf16 --out "$RUNS/cca_style" --table docs/cca_style.md --limit "${CCA_LIMIT:-12}" \
+      --sampler_steps "$BENCH_STEPS"
 fi
 if run_from cce; then
   # 8. the library's CCE tokens, learned for the shipped generator (tokens are tied to it). Not shipped today:
