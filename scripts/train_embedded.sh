@@ -24,7 +24,7 @@ VAE_CW_STEPS=${VAE_CW_STEPS:-1500}
 ADAPT_STEPS=${ADAPT_STEPS:-1000}
 IMG_STEPS=${IMG_STEPS:-100}
 TEMPORAL_STEPS=${TEMPORAL_STEPS:-400}
-BENCH_LIMIT=${BENCH_LIMIT:-20}
+BENCH_LIMIT=${BENCH_LIMIT:-all}      # ICE-mini scenes in docs/RESULTS.md (all = the 40)
 BENCH_STEPS=${BENCH_STEPS:-10}
 STAGE=${STAGE:-vae}
 RECIPE=${RECIPE:-long}
@@ -126,7 +126,8 @@ if run_from ship; then
 fi
 if run_from results; then
   # 6. docs/RESULTS.md: the five variants and Full + temporal on ICE-mini
-  $PY benchmarks/results.py --runs "$RUNS" --limit "$BENCH_LIMIT" --steps "$BENCH_STEPS"
+  lim=(); [[ $BENCH_LIMIT == all ]] || lim=(--limit "$BENCH_LIMIT")
+  $PY benchmarks/results.py --runs "$RUNS" "${lim[@]}" --steps "$BENCH_STEPS"
 fi
 if run_from cca; then
   # 7. style delusion with vs without CCA: Full's fine-tune (CCA share 0.1) against the same fine-tune with
