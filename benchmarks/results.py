@@ -232,7 +232,9 @@ def main(argv=None) -> int:
     store = args.out.parent / "results"
     store.mkdir(parents=True, exist_ok=True)
     docs: dict[str, dict | None] = {}
-    scenes = args.limit if args.limit is not None else "all"
+    from pipelines.eval.benchmark import Benchmark
+    total = len(Benchmark.load().scenes)
+    scenes = args.limit if args.limit is not None and args.limit < total else "all"   # --limit 40 of 40 = all
 
     def stored(row: str, want: dict) -> dict | None:
         """The stored document of ``row`` when it was made for this request, else None (and why)."""

@@ -87,7 +87,7 @@ def test_reuse_reruns_exactly_the_stale_rows(tmp_path, monkeypatch):
 
     def fake_benchmark(model, limit=None, steps=None):
         calls.append(model)
-        return _doc([8] * limit, scenes_total=40)
+        return _doc([8] * (limit or 40), scenes_total=40)
 
     monkeypatch.setattr(ev, "benchmark_model", fake_benchmark)
     monkeypatch.setattr(results, "held_out_ic", lambda folder, variant: 0.5)
@@ -110,3 +110,9 @@ def test_reuse_reruns_exactly_the_stale_rows(tmp_path, monkeypatch):
     assert len(calls) == 10
     doc = json.loads((out.parent / "results" / "full.json").read_text())
     assert doc["provenance"]["scenes"] == 5 and doc["provenance"]["steps"] == 2
+    # all of ICE-mini's 40 scenes, asked for with or without --limit, is one request
+    calls.clear()
+    assert results.main(["--runs", str(runs), "--steps", "2", "--out", str(out)]) == 0 and len(calls) == 10
+    calls.clear()
+    assert results.main(["--runs", str(runs), "--limit", "40", "--steps", "2", "--out", str(out), "--reuse"]) == 0
+    assert calls == [] and "40 of 40 ICE-mini scenes" in out.read_text()

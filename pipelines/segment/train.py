@@ -58,6 +58,11 @@ DEFAULTS = dict(
 )
 
 
+# what a batch is drawn from: the export recalibrates BatchNorm on batches drawn with the run's own values
+DATA_KNOBS = ("batch_size", "zoom_prob", "max_sim_clicks", "perturbed_prev_prob", "spill_prob", "characters",
+              "touching_prob", "render_sizes", "render_probs")
+
+
 def parse_args(input_args=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--output_dir", default="runs/clicknet")
@@ -341,7 +346,10 @@ def main(args) -> None:
         if folder is None:
             raise SystemExit(f"--export: no checkpoint under {out}/checkpoints to export")
         state = checkpoint.load(folder, {"net": net})
-        recalibrate_bn(net, args, cfg)
+        # BatchNorm statistics from batches drawn as the run drew them (its sample mix, characters, curriculum)
+        trained = state.get("config", {})
+        recalibrate_bn(net, argparse.Namespace(**{**vars(args), **{k: trained[k] for k in DATA_KNOBS if k in trained}}),
+                       cfg)
         save_clicknet(net, args.export, {"step": state["step"], "validation": state.get("validation", {}),
                                          "train_config": state.get("config", {})})
         print(f"exported {folder} → {args.export}")
