@@ -101,6 +101,7 @@ def style_delusion(model, scenes, probes, descriptor, *, frames: int | None = No
     from pipelines.world import SHOWS
     groups = ("all", "other-style set", "live-action on cartoon set", "cartoon on live-action set", "own-style set")
     tally = {g: [0, 0] for g in groups}                   # [deluded, judged]
+    per_scene = []                                        # the same tallies scene by scene (for intervals)
     correct = judged = 0
     seconds = []
     for k, bs in enumerate(scenes):
@@ -119,14 +120,17 @@ def style_delusion(model, scenes, probes, descriptor, *, frames: int | None = No
                           track_styles=styles)
         d = rep.deluded
         set_style = SHOWS[clip.show].style
+        mine = {g: [0, 0] for g in groups}
         for t, style in enumerate(styles):
             col = d[:, t]
             bad, seen = int((col == 1).sum()), int((col >= 0).sum())
             names = ["all"] + (["own-style set"] if style == set_style else
                                ["other-style set", f"{style} on {set_style} set"])
             for g in names:
-                tally[g][0] += bad
-                tally[g][1] += seen
+                for acc in (tally[g], mine[g]):
+                    acc[0] += bad
+                    acc[1] += seen
+        per_scene.append({"id": bs.id, "tally": mine})
         correct += int((rep.correct == 1).sum())
         judged += int(rep.judged.sum())
         log(f"  [{k + 1}/{len(scenes)}] {bs.id} ({set_style} set, {', '.join(styles)}): "
@@ -134,6 +138,7 @@ def style_delusion(model, scenes, probes, descriptor, *, frames: int | None = No
     return {"style_delusion": {g: (b / j if j else None) for g, (b, j) in tally.items()},
             "judged": {g: j for g, (_, j) in tally.items()},
             "ic_accuracy": correct / judged if judged else None,
+            "per_scene": per_scene,
             "seconds_per_scene": float(np.median(seconds)) if seconds else None}
 
 
@@ -177,7 +182,26 @@ def table(result: dict) -> str:
         lines.append(f"| {row['model']} | {row['share']}{seen} | "
                      + " | ".join(cell(r["style_delusion"][k]) for k, _ in COLUMNS)
                      + f" | {cell(r['ic_accuracy'])} | {r['judged']['all']} |")
-    return "\n".join(lines)
+    return "\n".join(lines + difference(result))
+
+
+def difference(result: dict) -> list[str]:
+    """Lines saying how sure the scenes let us be of the with − without CCA difference: the paired scene
+    bootstrap of ``benchmarks.stats`` on all characters and on the other style's set (empty for results
+    written before per-scene tallies were kept)."""
+    from benchmarks.stats import RESAMPLES, paired_difference
+    with_cca, without = (row["result"].get("per_scene") for row in result["rows"][1:3])
+    if not with_cca or not without or [s["id"] for s in with_cca] != [s["id"] for s in without]:
+        return []
+    parts = []
+    for g, label in (("all", "all characters"), ("other-style set", "on the other style's set")):
+        a = np.array([s["tally"][g] for s in with_cca], float).reshape(-1, 2)
+        b = np.array([s["tally"][g] for s in without], float).reshape(-1, 2)
+        d = paired_difference(a[:, 0], a[:, 1], b[:, 0], b[:, 1])
+        parts.append(f"{label} {d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]")
+    return ["", f"With − without CCA, style delusion, 95 % interval from a paired bootstrap over the {len(with_cca)} "
+                f"scenes ({RESAMPLES:,} resamples): " + "; ".join(parts) + ". An interval that holds 0 is a "
+                "difference these scenes cannot show."]
 
 
 def run(init: Path, steps: int, out: Path, *, share: float = 0.1, seed: int = 0, stage: str = "img",

@@ -23,6 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.stats import RESAMPLES, paired_difference, ratio_interval  # noqa: E402
+
 VARIANTS = ("full", "end2end-m", "end2end", "ieg", "plain")
 MODELS = VARIANTS + ("temporal",)       # the trained models scored (the temporal stage, on Full, is optional)
 FOLDERS = {**{v: f"img-{v}/final" for v in VARIANTS}, "temporal": "temporal/final"}
@@ -65,37 +67,21 @@ def _scene_counts(doc: dict, swap_unseen: bool = False) -> tuple[list[str], np.n
             np.array([r["ic"]["judged"] for r in rows], float))
 
 
-def paired_bootstrap(a: dict, b: dict, *, swap_unseen: bool = False, n: int = 4000, seed: int = 0) -> dict:
-    """IC accuracy of ``a`` minus that of ``b`` on the scenes both ran, with a 95 % percentile interval from
-    resampling scenes with replacement — the same resampled scenes for both, so scene difficulty cancels
-    (the scene, not the track-frame, is the independent unit: a scene's frames share its references).
-    ``p_above``: the share of resamples where ``a`` scores higher."""
+def paired_bootstrap(a: dict, b: dict, *, swap_unseen: bool = False) -> dict:
+    """IC accuracy of ``a`` minus that of ``b`` on the scenes both ran (matched by id), with its 95 % paired
+    scene-bootstrap interval (``benchmarks.stats``). ``p_above``: the share of resamples where ``a`` scores
+    higher."""
     ids_a, ca, ja = _scene_counts(a, swap_unseen)
     ids_b, cb, jb = _scene_counts(b, swap_unseen)
     common = [i for i in ids_a if i in set(ids_b)]
-    if not common:
-        return {"scenes": 0, "diff": float("nan"), "lo": float("nan"), "hi": float("nan"), "p_above": float("nan")}
     ia, ib = [ids_a.index(i) for i in common], [ids_b.index(i) for i in common]
-    ca, ja, cb, jb = ca[ia], ja[ia], cb[ib], jb[ib]
-    idx = np.random.default_rng(seed).integers(0, len(common), (n, len(common)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        d = ca[idx].sum(1) / ja[idx].sum(1) - cb[idx].sum(1) / jb[idx].sum(1)
-    d = d[np.isfinite(d)]
-    lo, hi = np.percentile(d, [2.5, 97.5])
-    return {"scenes": len(common), "diff": float(ca.sum() / ja.sum() - cb.sum() / jb.sum()), "lo": float(lo),
-            "hi": float(hi), "p_above": float((d > 0).mean())}
+    return paired_difference(ca[ia], ja[ia], cb[ib], jb[ib])
 
 
-def bootstrap_interval(doc: dict, *, swap_unseen: bool = False, n: int = 4000, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile interval of one row's IC accuracy, resampling its scenes with replacement."""
+def bootstrap_interval(doc: dict, *, swap_unseen: bool = False) -> tuple[float, float]:
+    """95 % scene-bootstrap interval of one row's IC accuracy."""
     _, c, j = _scene_counts(doc, swap_unseen)
-    if len(c) == 0:
-        return float("nan"), float("nan")
-    idx = np.random.default_rng(seed).integers(0, len(c), (n, len(c)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        v = c[idx].sum(1) / j[idx].sum(1)
-    lo, hi = np.percentile(v[np.isfinite(v)], [2.5, 97.5])
-    return float(lo), float(hi)
+    return ratio_interval(c, j)
 
 
 def uncertainty(docs: dict[str, dict | None]) -> str:
@@ -314,7 +300,7 @@ def main(argv=None) -> int:
         "",
         uncertainty(docs),
         "",
-        "Intervals: 95 % percentile bootstrap over the scenes (4,000 resamples, seed 0), the scene being the "
+        f"Intervals: 95 % percentile bootstrap over the scenes ({RESAMPLES:,} resamples, seed 0), the scene being the "
         "independent unit because a scene's frames share its references and tracks. The differences are paired: "
         "each resample draws the same scenes for both rows, so how hard a scene is cancels out. A difference whose "
         "interval holds 0 is not one these scenes can show; swap∩unseen rests on "

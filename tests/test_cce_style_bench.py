@@ -42,6 +42,12 @@ def test_cca_style_runs_the_fair_pair_and_writes_the_table(tmp_path):
     text = table.read_text()
     assert "| fine-tuned with CCA | 1 (4 of 4) |" in text and "| fine-tuned without CCA | 0 (0 of 4) |" in text
     assert "Command: `python -m benchmarks.cca_style --init" in text
+    # per-scene tallies add up to the totals, and the paired interval line is written from them
+    for row in (gt, cca, plain):
+        r = row["result"]
+        assert [s["id"] for s in r["per_scene"]] == result["scene_ids"]
+        assert sum(s["tally"]["all"][1] for s in r["per_scene"]) == r["judged"]["all"]
+    assert "With − without CCA, style delusion, 95 % interval from a paired bootstrap over the 2 scenes" in text
     # a second call reuses the finished fine-tunes; other settings in the same --out are refused
     assert main(argv) == 0
     assert main(argv[:3] + ["3"] + argv[4:]) == 2

@@ -44,6 +44,15 @@ def test_paired_bootstrap_values():
     assert results.swap_unseen_ic(f) == pytest.approx(0.5)
 
 
+def test_stats_helpers():
+    from benchmarks.stats import paired_difference, ratio_interval
+    assert ratio_interval([3, 3], [6, 6]) == (0.5, 0.5)
+    assert all(np.isnan(ratio_interval([], [])))
+    d = paired_difference([2, 4], [4, 4], [1, 2], [4, 4])
+    assert d["scenes"] == 2 and d["diff"] == pytest.approx(0.375) and d["lo"] > 0 and d["p_above"] == 1.0
+    assert paired_difference([], [], [], [])["scenes"] == 0
+
+
 def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_scenes():
     rng = np.random.default_rng(1)
     small = _doc(rng.integers(4, 11, 10).tolist())
