@@ -2,6 +2,8 @@
 count), video propagation quality, and speed of the offline engine and of SAM2-tiny.
 
     python -m benchmarks.segment_bench quality [--clips-per-show 16] [--sizes 512 128] [--engines clicknet grabcut]
+        [--weights FILE] [--per-character A.json]
+    python -m benchmarks.segment_bench compare A.json B.json     # paired: weights A − weights B, per size and click
     python -m benchmarks.segment_bench video [--clips-per-show 4] [--sizes 128 256]
     python -m benchmarks.segment_bench speed [--repeats 30]
 
@@ -18,9 +20,11 @@ docs/SEGMENTATION.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -62,6 +66,7 @@ def make_segmenter(engine: str, weights: str | None = None):
 
 def quality(args) -> None:
     from pipelines.segment.protocol import click_session
+    rows: list[dict] = []
     for engine in args.engines:
         seg = make_segmenter(engine, args.weights)
         print(f"\n### {engine}: mean IoU after 1, 2, 3 clicks\n")
@@ -73,7 +78,7 @@ def quality(args) -> None:
             res: dict[str, list] = {"cartoon": [], "live-action": []}
             left = {"cartoon": 0, "live-action": 0}
             per_show: dict[str, list] = {}
-            for img, masks, show, style in world_frames(size, args.clips_per_show):
+            for f, (img, masks, show, style) in enumerate(world_frames(size, args.clips_per_show)):
                 seg.set_image(img)
                 for m in masks:
                     if m.sum() < min_area:
@@ -82,6 +87,8 @@ def quality(args) -> None:
                     r = click_session(seg, m, 3)
                     res[style].append(r)
                     per_show.setdefault(show, []).append(r)
+                    rows.append({"engine": engine, "size": size, "frame": f, "show": show, "style": style,
+                                 "iou": [round(float(x), 5) for x in r]})
             for style in ("cartoon", "live-action", "both"):
                 v = np.array(res["cartoon"] + res["live-action"] if style == "both" else res[style])
                 lo = left["cartoon"] + left["live-action"] if style == "both" else left[style]
@@ -91,6 +98,8 @@ def quality(args) -> None:
             print("| | per show: " + ", ".join(f"{s} {np.mean(per_show[s], 0)[0]:.3f} / {np.mean(per_show[s], 0)[2]:.3f}"
                                               for s in per_show) + " (1 / 3 clicks) | | | | | | |")
         print(f"\n({time.time() - t0:.0f} s)")
+    if args.per_character:
+        Path(args.per_character).write_text(json.dumps({"weights": args.weights, "characters": rows}))
 
 
 def video(args) -> None:
@@ -184,15 +193,42 @@ def _random_sam2(image_size: int):
                      sam2_image_size=None if image_size == 1024 else image_size)
 
 
+def compare(a_path: str, b_path: str) -> list[dict]:
+    """Mean IoU of weights A minus weights B on the same characters (two ``--per-character`` files), per
+    frame size and click count, with a 95 % paired bootstrap interval over frames (``benchmarks.stats``: the
+    characters of one frame crowd each other, so the frame is the unit)."""
+    from benchmarks.stats import paired_difference
+    a, b = (json.loads(Path(p).read_text())["characters"] for p in (a_path, b_path))
+    key = [(r["engine"], r["size"], r["frame"], r["show"]) for r in a]
+    if key != [(r["engine"], r["size"], r["frame"], r["show"]) for r in b]:
+        raise SystemExit("compare: the two files hold different characters; measure both with the same "
+                         "--sizes and --clips-per-show")
+    out = []
+    for size in sorted({r["size"] for r in a}, reverse=True):
+        rows = [i for i, r in enumerate(a) if r["size"] == size]
+        frames = sorted({a[i]["frame"] for i in rows})
+        for k in range(3):
+            sums = {name: np.array([[sum(src[i]["iou"][k] for i in rows if src[i]["frame"] == f),
+                                     sum(1 for i in rows if src[i]["frame"] == f)] for f in frames], float)
+                    for name, src in (("a", a), ("b", b))}
+            d = paired_difference(sums["a"][:, 0], sums["a"][:, 1], sums["b"][:, 0], sums["b"][:, 1])
+            out.append({"size": size, "clicks": k + 1, "characters": len(rows), "frames": len(frames), **d})
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["quality", "video", "speed"])
+    ap.add_argument("what", choices=["quality", "video", "speed", "compare"])
+    ap.add_argument("files", nargs="*", help="compare: two --per-character files, A then B")
     ap.add_argument("--sizes", type=int, nargs="+", default=None)
     ap.add_argument("--clips-per-show", type=int, default=None)
     ap.add_argument("--engines", nargs="+", default=["clicknet"])
     ap.add_argument("--weights", default=None,
                     help="ClickNet safetensors to measure instead of assets/models/clicknet (quality only)")
     ap.add_argument("--min-area", type=float, default=20.0, help="visible pixels at 128×128 (scaled with size)")
+    ap.add_argument("--per-character", default=None,
+                    help="quality: also write every character's IoU after 1-3 clicks to this JSON file (with its "
+                         "frame), for paired comparisons of two weights (benchmarks.stats)")
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--sam2-repeats", type=int, default=5)
     ap.add_argument("--sam2-size", type=int, default=1024)
@@ -203,6 +239,15 @@ def main(argv=None):
         import torch
         torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.what == "compare":
+        if len(args.files) != 2:
+            ap.error("compare: give two --per-character files, A then B")
+        print("| frame size | clicks | characters | frames | mean IoU A − B [95 %] | resamples with A above |")
+        print("|---|---|---|---|---|---|")
+        for r in compare(*args.files):
+            print(f"| {r['size']} | {r['clicks']} | {r['characters']} | {r['frames']} | {r['diff']:+.4f} "
+                  f"[{r['lo']:+.4f}, {r['hi']:+.4f}] | {r['p_above']:.0%} |")
+        return
     if args.what == "quality":
         args.sizes = args.sizes or [512, 128]
         args.clips_per_show = args.clips_per_show or 16

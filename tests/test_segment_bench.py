@@ -1,0 +1,41 @@
+"""benchmarks/segment_bench.py: per-character IoUs written by `quality`, and the paired comparison of two
+weights over frames."""
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import segment_bench
+
+
+def _file(path, ious_by_frame, size=128):
+    rows = [{"engine": "clicknet", "size": size, "frame": f, "show": "s", "style": "cartoon", "iou": iou}
+            for f, chars in enumerate(ious_by_frame) for iou in chars]
+    path.write_text(json.dumps({"weights": None, "characters": rows}))
+    return str(path)
+
+
+def test_compare_is_paired_over_frames(tmp_path):
+    base = [[[0.8, 0.9, 0.95]] * 2 for _ in range(6)]
+    better = [[[0.9, 0.9, 0.96]] * 2 for _ in range(6)]
+    a, b = _file(tmp_path / "a.json", better), _file(tmp_path / "b.json", base)
+    rows = segment_bench.compare(a, b)
+    assert [(r["size"], r["clicks"], r["characters"], r["frames"]) for r in rows] == [(128, k, 12, 6) for k in (1, 2, 3)]
+    assert rows[0]["diff"] == pytest.approx(0.1) and rows[0]["lo"] == pytest.approx(0.1) and rows[0]["p_above"] == 1
+    assert rows[1]["diff"] == pytest.approx(0.0) and rows[2]["diff"] == pytest.approx(0.01)
+    with pytest.raises(SystemExit, match="different characters"):
+        segment_bench.compare(a, _file(tmp_path / "c.json", base[:5]))
+
+
+def test_quality_writes_every_character(tmp_path, capsys):
+    out = tmp_path / "chars.json"
+    segment_bench.main(["quality", "--clips-per-show", "1", "--sizes", "128", "--per-character", str(out)])
+    table = capsys.readouterr().out
+    rows = json.loads(out.read_text())["characters"]
+    n = int([line for line in table.splitlines() if line.startswith("| 128 | both")][0].split("|")[3])
+    assert len(rows) == n > 0 and all(len(r["iou"]) == 3 and 0 <= min(r["iou"]) <= 1 for r in rows)
+    mean1 = float([line for line in table.splitlines() if line.startswith("| 128 | both")][0].split("|")[5])
+    assert np.mean([r["iou"][0] for r in rows]) == pytest.approx(mean1, abs=6e-4)
+    same = segment_bench.compare(str(out), str(out))
+    assert all(r["diff"] == 0 for r in same)
