@@ -53,16 +53,20 @@ def _cell(v, k: str) -> str:
     return f"{v:.2f}" if k == "PSNR" else f"{v:.4f}" if k in ("L1", "tL1") else f"{v:.3f}"
 
 
+def _scenes(doc: dict, swap_unseen: bool = False) -> list[dict]:
+    """A result document's per-scene rows, or only those of the scenes both swap and unseen (the target cell)."""
+    return [r for r in doc["scenes"] if not swap_unseen or (r["tags"]["swap"] and r["tags"]["seen"] != "seen")]
+
+
 def swap_unseen_ic(doc: dict) -> float | None:
     """IC accuracy on the scenes that are both swap and unseen (the issue's target), from the per-scene rows."""
-    rows = [r for r in doc["scenes"] if r["tags"]["swap"] and r["tags"]["seen"] != "seen"]
-    judged = sum(r["ic"]["judged"] for r in rows)
-    return sum(r["ic"]["correct"] for r in rows) / judged if judged else None
+    _, correct, judged = _scene_counts(doc, swap_unseen=True)
+    return float(correct.sum() / judged.sum()) if judged.sum() else None
 
 
 def _scene_counts(doc: dict, swap_unseen: bool = False) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Per-scene IC tallies (scene ids, correct, judged), optionally only the swap∩unseen scenes."""
-    rows = [r for r in doc["scenes"] if not swap_unseen or (r["tags"]["swap"] and r["tags"]["seen"] != "seen")]
+    rows = _scenes(doc, swap_unseen)
     return ([r["id"] for r in rows], np.array([r["ic"]["correct"] for r in rows], float),
             np.array([r["ic"]["judged"] for r in rows], float))
 
@@ -164,7 +168,7 @@ def held_out_ic(folder: Path, variant: str, batches: int = 12, batch_size: int =
 def chance(doc: dict, swap_unseen: bool = False) -> float:
     """IC accuracy of a random matching: each track is right with probability 1/n, so over all judged
     track-frames the expectation is (number of scenes) / (sum of characters) when every frame is judged."""
-    rows = [r for r in doc["scenes"] if not swap_unseen or (r["tags"]["swap"] and r["tags"]["seen"] != "seen")]
+    rows = _scenes(doc, swap_unseen)
     return len(rows) / sum(r["tags"]["n_characters"] for r in rows) if rows else float("nan")
 
 

@@ -28,15 +28,7 @@ def measure(cfg, steps: int = 4) -> dict:
     t = time.perf_counter()
     batches = [data[i][0] for i in range(steps + 1)]
     data_s = (time.perf_counter() - t) / (steps + 1)
-    pipe = T.build_model(cfg)
-    objective = T.make_objective(cfg, pipe)
-    modules = T.trained_modules(cfg, pipe)
-    for m in pipe.components.values():
-        if isinstance(m, torch.nn.Module):
-            m.requires_grad_(False)
-    for m in modules.values():
-        m.requires_grad_(True)
-        m.train()
+    _, objective, modules = T.training_setup(cfg)
     params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate)
     bf16 = cfg.mixed_precision == "bf16"

@@ -232,6 +232,21 @@ def data_loader(cfg: TrainConfig, rank: int, world: int, start_step: int):
 # ---------------------------------------------------------------------------------------------------------
 # the loop
 # ---------------------------------------------------------------------------------------------------------
+def training_setup(cfg: TrainConfig):
+    """(pipeline, objective, trained modules) of a stage: everything frozen but the modules the stage
+    trains, which are put in train mode."""
+    pipe = build_model(cfg)
+    objective = make_objective(cfg, pipe)
+    modules = trained_modules(cfg, pipe)
+    for m in pipe.components.values():
+        if isinstance(m, torch.nn.Module):
+            m.requires_grad_(False)
+    for m in modules.values():
+        m.requires_grad_(True)
+        m.train()
+    return pipe, objective, modules
+
+
 def learning_rate(cfg: TrainConfig, step: int) -> float:
     """Linear warm-up, then constant (the generator recipes of AnimateAnyone/diffusers) or a cosine down to
     10 % (the motion model, trained from scratch to convergence)."""
@@ -269,15 +284,7 @@ def train(cfg: TrainConfig, resume: str | None = None, *, stop_after: int | None
             raise ValueError(f"--resume_from_checkpoint: the checkpoint was trained with different settings "
                              f"({', '.join(sorted(changed))}); resume with the same flags or start a new --output_dir")
 
-    pipe = build_model(cfg)
-    objective = make_objective(cfg, pipe)
-    modules = trained_modules(cfg, pipe)
-    for m in pipe.components.values():
-        if isinstance(m, torch.nn.Module):
-            m.requires_grad_(False)
-    for m in modules.values():
-        m.requires_grad_(True)
-        m.train()
+    pipe, objective, modules = training_setup(cfg)
     probe = _StepData(cfg, rank, world, 0)[0][0]
     probe = {k: (v[:2] if torch.is_tensor(v) or isinstance(v, list) else v) for k, v in probe.items()}
     frozen = freeze_unused(objective, probe, modules) if cfg.stage in GENERATOR_STAGES[1:] else []
