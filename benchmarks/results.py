@@ -1,6 +1,9 @@
 """EverybodyDance Table 2 on ICE-mini: the five IMG-stage variants side by side → docs/RESULTS.md.
 
     python benchmarks/results.py --runs runs [--limit 40] [--steps 20] [--out docs/RESULTS.md]
+    python benchmarks/results.py --compare A.json B.json     # two stored rows, A − B with a paired interval
+    python benchmarks/results.py --runs runs --steps 10 --prior_strength 1.0 \
+        --out docs/RESULTS-from-noise.md --store docs/results-from-noise     # the paper's setting: no SDEdit start
 
 Each variant is the pipeline folder a `python -m pipelines.train img --variant V --output_dir RUNS/img-V` run
 finished (RUNS/img-V/final). Every variant is scored by the same benchmark (`pipelines.eval.benchmark`),
@@ -80,6 +83,27 @@ def paired_bootstrap(a: dict, b: dict, *, swap_unseen: bool = False) -> dict:
     common = [i for i in ids_a if i in set(ids_b)]
     ia, ib = [ids_a.index(i) for i in common], [ids_b.index(i) for i in common]
     return paired_difference(ca[ia], ja[ia], cb[ib], jb[ib])
+
+
+def compare(paths: list[Path]) -> str:
+    """``A.json B.json``: two stored result documents (any two rows, e.g. the same variant trained for different
+    steps, or sampled at different strengths) — each one's IC with its interval, and A − B paired over the
+    scenes both ran, on all scenes and on swap∩unseen."""
+    a, b = (json.loads(Path(p).read_text()) for p in paths)
+    lines = [f"A = {paths[0]} ({a.get('model', '?')})", f"B = {paths[1]} ({b.get('model', '?')})",
+             "", "| | IC A [95 %] | IC B [95 %] | A − B [95 %] | resamples with A above B |", "|---|---|---|---|---|"]
+    for name, su in (("all scenes", False), ("swap∩unseen", True)):
+        if not _scenes(a, su) or not _scenes(b, su):
+            continue
+        d = paired_bootstrap(a, b, swap_unseen=su)
+        cells = []
+        for doc in (a, b):
+            _, c, j = _scene_counts(doc, su)
+            lo, hi = bootstrap_interval(doc, swap_unseen=su)
+            cells.append(f"{c.sum() / j.sum():.3f} [{lo:.3f}, {hi:.3f}]")
+        lines.append(f"| {name} ({d['scenes']} scenes) | {cells[0]} | {cells[1]} | "
+                     f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}] | {d['p_above']:.0%} |")
+    return "\n".join(lines)
 
 
 def bootstrap_interval(doc: dict, *, swap_unseen: bool = False) -> tuple[float, float]:
@@ -190,6 +214,14 @@ def table(docs: dict[str, dict | None]) -> str:
     return "\n".join(lines)
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (what a reader of the table can open)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def _store(doc: dict, path: Path) -> dict:
     """Write one row's result document next to the table (without the bulky per-track IC lists)."""
     for r in doc["scenes"]:
@@ -208,7 +240,24 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "RESULTS.md")
     ap.add_argument("--reuse", action="store_true", help="reuse docs/results/<row>.json (models and baselines) when present")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--prior_strength", type=float, default=None,
+                    help="SDEdit start from the appearance prior, in (0, 1] (default: the pipeline's); 1.0 samples "
+                         "from pure noise, EverybodyDance's setting, where identity must come through attention")
+    ap.add_argument("--store", type=Path, default=None,
+                    help="folder of the per-row documents (default: results/ next to --out); give each "
+                         "--prior_strength its own")
+    ap.add_argument("--compare", type=Path, nargs=2, metavar=("A.json", "B.json"), default=None,
+                    help="print A − B (IC, paired scene bootstrap) for two stored result documents and exit")
     args = ap.parse_args(argv)
+    if args.compare:
+        missing = [str(p) for p in args.compare if not p.is_file()]
+        if missing:
+            ap.error(f"--compare: {', '.join(missing)} not found; give two result documents "
+                     "(docs/results/<row>.json or `pipelines.eval benchmark --out`)")
+        print(compare(args.compare))
+        return 0
+    if args.prior_strength is not None and not 0 < args.prior_strength <= 1:
+        ap.error(f"--prior_strength {args.prior_strength}: give a share of the schedule in (0, 1]")
     import torch
     torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -219,7 +268,8 @@ def main(argv=None) -> int:
     bad = [v for v in variants if v not in MODELS]
     if bad:
         ap.error(f"--variants: unknown {bad}; use some of {', '.join(MODELS)}")
-    store = args.out.parent / "results"
+    strength = args.prior_strength if args.prior_strength is not None else DEFAULT_PRIOR_STRENGTH
+    store = args.store if args.store is not None else args.out.parent / "results"
     store.mkdir(parents=True, exist_ok=True)
     docs: dict[str, dict | None] = {}
     from pipelines.eval.benchmark import Benchmark
@@ -241,7 +291,7 @@ def main(argv=None) -> int:
     for v in MODELS:
         saved = store / f"{v}.json"
         folder = args.runs / FOLDERS[v]
-        want = {"scenes": scenes, "steps": args.steps, "strength": DEFAULT_PRIOR_STRENGTH, "weights": digest(folder)}
+        want = {"scenes": scenes, "steps": args.steps, "strength": strength, "weights": digest(folder)}
         if v not in variants or args.reuse:
             docs[v] = stored(v, want)
             if docs[v] is not None or v not in variants:
@@ -250,7 +300,7 @@ def main(argv=None) -> int:
             print(f"{v}: {folder} not found — listed as not trained")
             docs[v] = None
             continue
-        doc = benchmark_model(str(folder), limit=args.limit, steps=args.steps)
+        doc = benchmark_model(str(folder), limit=args.limit, steps=args.steps, prior_strength=strength)
         doc["model"] = f"{v}: {doc['model']}"
         training = folder / "training.json"
         doc["training"] = json.loads(training.read_text()) if training.is_file() else None
@@ -275,14 +325,18 @@ def main(argv=None) -> int:
     steps = {d["training"]["config"]["max_steps"] for k, d in docs.items()
              if d and k in VARIANTS and d.get("training")}
     n = n or docs["gt"]["scenes_run"]
+    if strength >= 1:
+        sampling = "sampled from pure noise (strength 1.0: no SDEdit start; the appearance prior only conditions)"
+    else:
+        default = "the pipeline's default " if strength == DEFAULT_PRIOR_STRENGTH else ""
+        sampling = f"SDEdit start from the appearance prior at {default}strength {strength}"
     text = [
         "# Results — identity correspondence, EverybodyDance Table 2 on ICE-mini",
         "",
         f"Written by `python benchmarks/results.py {' '.join(argv if argv is not None else sys.argv[1:])}` on "
-        f"{time.strftime('%Y-%m-%d')}; per-variant documents in `docs/results/`. "
+        f"{time.strftime('%Y-%m-%d')}; per-variant documents in `{_shown(store)}/`. "
         f"{n} of {ran[0]['scenes_total'] if ran else '?'} ICE-mini scenes, sampler steps "
-        f"{args.steps or 'per scene'}, SDEdit start from the appearance prior at the pipeline's default strength "
-        f"{DEFAULT_PRIOR_STRENGTH}, IMG-stage steps per variant: {sorted(steps) or '–'}.",
+        f"{args.steps or 'per scene'}, {sampling}, IMG-stage steps per variant: {sorted(steps) or '–'}.",
         "",
         table(docs),
         "",

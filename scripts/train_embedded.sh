@@ -26,6 +26,7 @@ IMG_STEPS=${IMG_STEPS:-100}
 TEMPORAL_STEPS=${TEMPORAL_STEPS:-400}
 BENCH_LIMIT=${BENCH_LIMIT:-all}      # ICE-mini scenes in docs/RESULTS.md (all = the 40)
 BENCH_STEPS=${BENCH_STEPS:-10}
+NOISE_TABLE=${NOISE_TABLE:-1}        # also score the models sampled from pure noise (docs/RESULTS-from-noise.md)
 STAGE=${STAGE:-vae}
 RECIPE=${RECIPE:-long}
 R3H_VAE_STEPS=${R3H_VAE_STEPS:-1500}
@@ -128,6 +129,12 @@ if run_from results; then
   # 6. docs/RESULTS.md: the five variants and Full + temporal on ICE-mini
   lim=(); [[ $BENCH_LIMIT == all ]] || lim=(--limit "$BENCH_LIMIT")
   $PY benchmarks/results.py --runs "$RUNS" "${lim[@]}" --steps "$BENCH_STEPS"
+  # 6b. the same models sampled from pure noise (EverybodyDance's setting: no SDEdit start, so identity must come
+  #     through the attention the IMG loss trains) → docs/RESULTS-from-noise.md (about 10 min per model)
+  if [[ $NOISE_TABLE == 1 ]]; then
+    $PY benchmarks/results.py --runs "$RUNS" "${lim[@]}" --steps "$BENCH_STEPS" --prior_strength 1.0 \
+        --store docs/results-from-noise --out docs/RESULTS-from-noise.md
+  fi
 fi
 if run_from cca; then
   # 7. style delusion with vs without CCA: Full's fine-tune (CCA share 0.1) against the same fine-tune with

@@ -94,9 +94,12 @@ def test_reuse_reruns_exactly_the_stale_rows(tmp_path, monkeypatch):
         (f / "training.json").write_text(json.dumps({"config": {"max_steps": 100}}))
     calls = []
 
-    def fake_benchmark(model, limit=None, steps=None):
+    def fake_benchmark(model, limit=None, steps=None, prior_strength=None):
         calls.append(model)
+        strengths.append(prior_strength)
         return _doc([8] * (limit or 40), scenes_total=40)
+
+    strengths = []
 
     monkeypatch.setattr(ev, "benchmark_model", fake_benchmark)
     monkeypatch.setattr(results, "held_out_ic", lambda folder, variant: 0.5)
@@ -125,3 +128,55 @@ def test_reuse_reruns_exactly_the_stale_rows(tmp_path, monkeypatch):
     calls.clear()
     assert results.main(["--runs", str(runs), "--limit", "40", "--steps", "2", "--out", str(out), "--reuse"]) == 0
     assert calls == [] and "40 of 40 ICE-mini scenes" in out.read_text()
+
+
+def test_prior_strength_table_keeps_its_own_rows(tmp_path, monkeypatch):
+    """--prior_strength 1.0 (sampling from noise) with its own --store: the models are rerun at that strength,
+    the 0.3 rows are neither reused nor overwritten, and the table says how it sampled."""
+    import pipelines.eval as ev
+    from pipelines.mix.pipeline_mix import DEFAULT_PRIOR_STRENGTH
+    runs = tmp_path / "runs"
+    for v in results.MODELS:
+        f = runs / results.FOLDERS[v]
+        f.mkdir(parents=True)
+        (f / "model_index.json").write_text("{}")
+    got = []
+
+    def fake_benchmark(model, limit=None, steps=None, prior_strength=None):
+        got.append((model, prior_strength))
+        return _doc([8] * (limit or 40), scenes_total=40)
+
+    monkeypatch.setattr(ev, "benchmark_model", fake_benchmark)
+    monkeypatch.setattr(results, "held_out_ic", lambda folder, variant: 0.5)
+    out = tmp_path / "docs" / "RESULTS.md"
+    base = ["--runs", str(runs), "--limit", "3", "--steps", "2"]
+    assert results.main(base + ["--out", str(out)]) == 0
+    assert {s for m, s in got if "img-" in m or "temporal" in m} == {DEFAULT_PRIOR_STRENGTH}
+    got.clear()
+    noise = tmp_path / "docs" / "RESULTS-noise.md"
+    store = tmp_path / "docs" / "results-noise"
+    assert results.main(base + ["--reuse", "--prior_strength", "1.0", "--out", str(noise), "--store", str(store)]) == 0
+    models = [(m, s) for m, s in got if "img-" in m and ":" not in m or m.endswith("temporal/final")]
+    assert len(models) == 6 and {s for _, s in models} == {1.0}
+    assert json.loads((store / "full.json").read_text())["provenance"]["strength"] == 1.0
+    assert json.loads((out.parent / "results" / "full.json").read_text())["provenance"]["strength"] == DEFAULT_PRIOR_STRENGTH
+    assert "sampled from pure noise" in noise.read_text() and "results-noise/" in noise.read_text()
+    assert "IMG-stage steps per variant: –." in noise.read_text()          # no training.json in these folders
+    assert f"default strength {DEFAULT_PRIOR_STRENGTH}" in out.read_text()
+    with pytest.raises(SystemExit):
+        results.main(base + ["--prior_strength", "1.5", "--out", str(noise)])
+
+
+def test_compare_two_stored_rows(tmp_path, capsys):
+    a = _doc([9, 9, 8, 10], swap=[True, True, False, True], seen=["unseen", "seen", "unseen", "unseen"])
+    b = _doc([7, 9, 8, 6], swap=[True, True, False, True], seen=["unseen", "seen", "unseen", "unseen"])
+    pa, pb = tmp_path / "a.json", tmp_path / "b.json"
+    pa.write_text(json.dumps(a))
+    pb.write_text(json.dumps(b))
+    assert results.main(["--compare", str(pa), str(pb)]) == 0
+    text = capsys.readouterr().out
+    # all: (36 − 30) / 40; swap∩unseen: scenes 0 and 3, (19 − 13) / 20; A is never below B, so 100 %
+    assert "| all scenes (4 scenes) | 0.900" in text and "+0.150 [" in text
+    assert "| swap∩unseen (2 scenes) |" in text and "+0.300 [" in text and "| 100% |" in text
+    with pytest.raises(SystemExit):
+        results.main(["--compare", str(pa), str(tmp_path / "missing.json")])
