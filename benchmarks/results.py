@@ -244,8 +244,8 @@ def main(argv=None) -> int:
                     help="SDEdit start from the appearance prior, in (0, 1] (default: the pipeline's); 1.0 samples "
                          "from pure noise, EverybodyDance's setting, where identity must come through attention")
     ap.add_argument("--store", type=Path, default=None,
-                    help="folder of the per-row documents (default: results/ next to --out); give each "
-                         "--prior_strength its own")
+                    help="folder of the per-row documents (default: results/ next to --out, or "
+                         "results-strengthS/ for another --prior_strength S)")
     ap.add_argument("--compare", type=Path, nargs=2, metavar=("A.json", "B.json"), default=None,
                     help="print A − B (IC, paired scene bootstrap) for two stored result documents and exit")
     args = ap.parse_args(argv)
@@ -269,7 +269,9 @@ def main(argv=None) -> int:
     if bad:
         ap.error(f"--variants: unknown {bad}; use some of {', '.join(MODELS)}")
     strength = args.prior_strength if args.prior_strength is not None else DEFAULT_PRIOR_STRENGTH
-    store = args.store if args.store is not None else args.out.parent / "results"
+    # rows sampled at another strength never land on (and overwrite) the default strength's rows
+    default_store = "results" if strength == DEFAULT_PRIOR_STRENGTH else f"results-strength{strength:g}"
+    store = args.store if args.store is not None else args.out.parent / default_store
     store.mkdir(parents=True, exist_ok=True)
     docs: dict[str, dict | None] = {}
     from pipelines.eval.benchmark import Benchmark
@@ -326,7 +328,8 @@ def main(argv=None) -> int:
              if d and k in VARIANTS and d.get("training")}
     n = n or docs["gt"]["scenes_run"]
     if strength >= 1:
-        sampling = "sampled from pure noise (strength 1.0: no SDEdit start; the appearance prior only conditions)"
+        sampling = ("sampled from pure noise (strength 1.0: no SDEdit start; the appearance prior reaches the model "
+                    "only through the pose guider)")
     else:
         default = "the pipeline's default " if strength == DEFAULT_PRIOR_STRENGTH else ""
         sampling = f"SDEdit start from the appearance prior at {default}strength {strength}"

@@ -163,6 +163,10 @@ def test_prior_strength_table_keeps_its_own_rows(tmp_path, monkeypatch):
     assert "sampled from pure noise" in noise.read_text() and "results-noise/" in noise.read_text()
     assert "IMG-stage steps per variant: –." in noise.read_text()          # no training.json in these folders
     assert f"default strength {DEFAULT_PRIOR_STRENGTH}" in out.read_text()
+    # without --store, another strength gets its own folder: the default strength's rows are never overwritten
+    assert results.main(base + ["--prior_strength", "0.5", "--out", str(tmp_path / "docs" / "half.md")]) == 0
+    assert json.loads((tmp_path / "docs" / "results-strength0.5" / "full.json").read_text())["provenance"]["strength"] == 0.5
+    assert json.loads((out.parent / "results" / "full.json").read_text())["provenance"]["strength"] == DEFAULT_PRIOR_STRENGTH
     with pytest.raises(SystemExit):
         results.main(base + ["--prior_strength", "1.5", "--out", str(noise)])
 
