@@ -2,6 +2,7 @@
 
     python benchmarks/results.py --runs runs [--limit 40] [--steps 20] [--out docs/RESULTS.md]
     python benchmarks/results.py --compare A.json B.json     # two stored rows, A − B with a paired interval
+    python benchmarks/results.py --pool A.json B.json …      # one model's IC over several scene sets
     python benchmarks/results.py --runs runs --steps 10 --prior_strength 1.0 \
         --out docs/RESULTS-from-noise.md --store docs/results-from-noise     # the paper's setting: no SDEdit start
 
@@ -103,6 +104,21 @@ def compare(paths: list[Path]) -> str:
             cells.append(f"{c.sum() / j.sum():.3f} [{lo:.3f}, {hi:.3f}]")
         lines.append(f"| {name} ({d['scenes']} scenes) | {cells[0]} | {cells[1]} | "
                      f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}] | {d['p_above']:.0%} |")
+    return "\n".join(lines)
+
+
+def pool(paths: list[Path]) -> str:
+    """One model's result documents on different scene sets (ICE-mini and a ``build-benchmark --seed S`` set):
+    IC over all their scenes together, with the scene-bootstrap interval, on all scenes and on swap∩unseen."""
+    docs = [json.loads(Path(p).read_text()) for p in paths]
+    lines = [f"pooled: {', '.join(map(str, paths))}", "", "| | scenes | IC [95 %] |", "|---|---|---|"]
+    for name, su in (("all scenes", False), ("swap∩unseen", True)):
+        counts = [_scene_counts(d, su) for d in docs]
+        c = np.concatenate([k[1] for k in counts])
+        j = np.concatenate([k[2] for k in counts])
+        if j.sum():
+            lo, hi = ratio_interval(c, j)
+            lines.append(f"| {name} | {len(c)} | {c.sum() / j.sum():.3f} [{lo:.3f}, {hi:.3f}] |")
     return "\n".join(lines)
 
 
@@ -248,13 +264,19 @@ def main(argv=None) -> int:
                          "results-strengthS/ for another --prior_strength S)")
     ap.add_argument("--compare", type=Path, nargs=2, metavar=("A.json", "B.json"), default=None,
                     help="print A − B (IC, paired scene bootstrap) for two stored result documents and exit")
+    ap.add_argument("--pool", type=Path, nargs="+", metavar="F.json", default=None,
+                    help="print one model's IC pooled over several scene sets' result documents and exit")
     args = ap.parse_args(argv)
-    if args.compare:
-        missing = [str(p) for p in args.compare if not p.is_file()]
+    for flag, paths in (("--compare", args.compare), ("--pool", args.pool)):
+        missing = [str(p) for p in paths or [] if not p.is_file()]
         if missing:
-            ap.error(f"--compare: {', '.join(missing)} not found; give two result documents "
+            ap.error(f"{flag}: {', '.join(missing)} not found; give result documents "
                      "(docs/results/<row>.json or `pipelines.eval benchmark --out`)")
+    if args.compare:
         print(compare(args.compare))
+        return 0
+    if args.pool:
+        print(pool(args.pool))
         return 0
     if args.prior_strength is not None and not 0 < args.prior_strength <= 1:
         ap.error(f"--prior_strength {args.prior_strength}: give a share of the schedule in (0, 1]")

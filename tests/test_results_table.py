@@ -184,3 +184,17 @@ def test_compare_two_stored_rows(tmp_path, capsys):
     assert "| swap∩unseen (2 scenes) |" in text and "+0.300 [" in text and "| 100% |" in text
     with pytest.raises(SystemExit):
         results.main(["--compare", str(pa), str(tmp_path / "missing.json")])
+
+
+def test_pool_over_scene_sets(tmp_path, capsys):
+    a = _doc([9, 8], swap=[True, False])
+    b = _doc([5, 10, 7], swap=[True, True, False])
+    pa, pb = tmp_path / "a.json", tmp_path / "b.json"
+    pa.write_text(json.dumps(a))
+    pb.write_text(json.dumps(b))
+    assert results.main(["--pool", str(pa), str(pb)]) == 0
+    text = capsys.readouterr().out
+    # all: 39 of 50; swap∩unseen: scenes 9, 5, 10 → 24 of 30
+    assert "| all scenes | 5 | 0.780 [" in text and "| swap∩unseen | 3 | 0.800 [" in text
+    with pytest.raises(SystemExit):
+        results.main(["--pool", str(pa), str(tmp_path / "nope.json")])
