@@ -171,12 +171,18 @@ def test_prior_strength_table_keeps_its_own_rows(tmp_path, monkeypatch):
         results.main(base + ["--prior_strength", "1.5", "--out", str(noise)])
 
 
+def _write(folder, *docs):
+    """Each result document as folder/<n>.json; their paths."""
+    paths = [folder / f"{i}.json" for i in range(len(docs))]
+    for path, doc in zip(paths, docs):
+        path.write_text(json.dumps(doc))
+    return paths
+
+
 def test_compare_two_stored_rows(tmp_path, capsys):
     a = _doc([9, 9, 8, 10], swap=[True, True, False, True], seen=["unseen", "seen", "unseen", "unseen"])
     b = _doc([7, 9, 8, 6], swap=[True, True, False, True], seen=["unseen", "seen", "unseen", "unseen"])
-    pa, pb = tmp_path / "a.json", tmp_path / "b.json"
-    pa.write_text(json.dumps(a))
-    pb.write_text(json.dumps(b))
+    pa, pb = _write(tmp_path, a, b)
     assert results.main(["--compare", str(pa), str(pb)]) == 0
     text = capsys.readouterr().out
     # all: (36 − 30) / 40; swap∩unseen: scenes 0 and 3, (19 − 13) / 20; A is never below B, so 100 %
@@ -189,9 +195,7 @@ def test_compare_two_stored_rows(tmp_path, capsys):
 def test_pool_over_scene_sets(tmp_path, capsys):
     a = _doc([9, 8], swap=[True, False])
     b = _doc([5, 10, 7], swap=[True, True, False])
-    pa, pb = tmp_path / "a.json", tmp_path / "b.json"
-    pa.write_text(json.dumps(a))
-    pb.write_text(json.dumps(b))
+    pa, pb = _write(tmp_path, a, b)
     assert results.main(["--pool", str(pa), str(pb)]) == 0
     text = capsys.readouterr().out
     # all: 39 of 50; swap∩unseen: scenes 9, 5, 10 → 24 of 30
