@@ -86,6 +86,17 @@ def paired_bootstrap(a: dict, b: dict, *, swap_unseen: bool = False) -> dict:
     return paired_difference(ca[ia], ja[ia], cb[ib], jb[ib])
 
 
+def _ic_cell(correct: np.ndarray, judged: np.ndarray) -> str:
+    """A table cell: IC accuracy of per-scene tallies with its 95 % scene-bootstrap interval."""
+    lo, hi = ratio_interval(correct, judged)
+    return f"{_cell(correct.sum() / judged.sum() if judged.sum() else None, 'IC')} [{lo:.3f}, {hi:.3f}]"
+
+
+def _diff_cell(d: dict) -> str:
+    """A table cell: a paired difference (``benchmarks.stats.paired_difference``) with its interval."""
+    return f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
+
+
 def compare(paths: list[Path]) -> str:
     """``A.json B.json``: two stored result documents (any two rows, e.g. the same variant trained for different
     steps, or sampled at different strengths) — each one's IC with its interval, and A − B paired over the
@@ -97,13 +108,9 @@ def compare(paths: list[Path]) -> str:
         if not _scenes(a, su) or not _scenes(b, su):
             continue
         d = paired_bootstrap(a, b, swap_unseen=su)
-        cells = []
-        for doc in (a, b):
-            _, c, j = _scene_counts(doc, su)
-            lo, hi = bootstrap_interval(doc, swap_unseen=su)
-            cells.append(f"{c.sum() / j.sum():.3f} [{lo:.3f}, {hi:.3f}]")
-        lines.append(f"| {name} ({d['scenes']} scenes) | {cells[0]} | {cells[1]} | "
-                     f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}] | {d['p_above']:.0%} |")
+        cells = [_ic_cell(*_scene_counts(doc, su)[1:]) for doc in (a, b)]
+        lines.append(f"| {name} ({d['scenes']} scenes) | {cells[0]} | {cells[1]} | {_diff_cell(d)} | "
+                     f"{d['p_above']:.0%} |")
     return "\n".join(lines)
 
 
@@ -117,8 +124,7 @@ def pool(paths: list[Path]) -> str:
         c = np.concatenate([k[1] for k in counts])
         j = np.concatenate([k[2] for k in counts])
         if j.sum():
-            lo, hi = ratio_interval(c, j)
-            lines.append(f"| {name} | {len(c)} | {c.sum() / j.sum():.3f} [{lo:.3f}, {hi:.3f}] |")
+            lines.append(f"| {name} | {len(c)} | {_ic_cell(c, j)} |")
     return "\n".join(lines)
 
 
@@ -139,15 +145,9 @@ def uncertainty(docs: dict[str, dict | None]) -> str:
         doc = docs.get(v)
         if doc is None:
             continue
-        cells = []
-        for su in (False, True):
-            lo, hi = bootstrap_interval(doc, swap_unseen=su)
-            val = swap_unseen_ic(doc) if su else doc["groups"]["all"]["IC"]
-            cells.append(f"{_cell(val, 'IC')} [{lo:.3f}, {hi:.3f}]")
+        cells = [_ic_cell(*_scene_counts(doc, su)[1:]) for su in (False, True)]
         if ref is not None and v != "end2end":
-            for su in (False, True):
-                d = paired_bootstrap(doc, ref, swap_unseen=su)
-                cells.append(f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]")
+            cells += [_diff_cell(paired_bootstrap(doc, ref, swap_unseen=su)) for su in (False, True)]
             cells.append(f"{paired_bootstrap(doc, ref)['p_above']:.0%}")
         else:
             cells += ["–", "–", "–"]
