@@ -283,6 +283,72 @@ def test_timestep_focus_draws_below_the_sdedit_start(tmp_path):
         TrainConfig(timestep_focus=2.0).check()
 
 
+def test_prior_start_denoises_from_the_noised_prior_to_the_frame(tmp_path):
+    """--prior_start p: share p of the samples is noised from between the frame's latents and the appearance
+    prior's (β = 1: the SDEdit start itself) at a timestep below the SDEdit cut, and the ε target still leads to
+    the frame: a denoiser answering the ideal ε' for the frame has zero loss. p = 0 is the old objective."""
+    from types import SimpleNamespace
+
+    from pipelines.train.objectives import TIMESTEP_FOCUS_CUT, _generator, frame_noise
+    from pipelines.train.trainer import _StepData
+    c = cfg(tmp_path, cfg_dropout=0.0, batch_size=4)
+    pipe = build_pipeline(c)
+    batch, _ = _StepData(c, 0, 1, 0)[0]
+    T = pipe.scheduler.config.num_train_timesteps
+
+    # the pure part: ε' takes the frame's latents to the same noisy input
+    z, other, eps = torch.randn(3, 4, 4, 2, 8, 8).unbind(0)
+    t = torch.tensor([0, 99, 299, 499])
+    eps2, snr = frame_noise(pipe.scheduler, other, z, eps, t)
+    sched = make_objective(c, pipe).noise_scheduler
+    assert torch.allclose(sched.add_noise(other, eps, t), sched.add_noise(z, eps2, t), atol=1e-4)
+    assert torch.allclose(eps2, eps + snr.sqrt() * (other - z)) and snr.shape == (4, 1, 1, 1, 1)
+    low, _ = frame_noise(pipe.scheduler, other.bfloat16(), z.bfloat16(), eps.bfloat16(), t)   # bf16 autocast latents
+    assert low.dtype == torch.bfloat16 and bool(torch.isfinite(low).all())                      # ᾱ_0 kept in float32
+
+    def run(share, ideal):
+        obj = make_objective(TrainConfig(**{**c.to_dict(), "prior_start": share}), pipe)
+        seen = {}
+        frame = obj._latents(batch["target"].flatten(0, 1), _generator(batch)).unflatten(0, (4, 1)).transpose(1, 2)
+
+        def fake(noisy, t, *a, **k):           # the ε that denoises ``noisy`` exactly to the frame's latents
+            seen["t"] = t
+            ab = obj.noise_scheduler.alphas_cumprod[t].view(-1, 1, 1, 1, 1)
+            out = (noisy - ab.sqrt() * frame) / (1 - ab).sqrt() if ideal else torch.zeros_like(noisy)
+            return SimpleNamespace(sample=out, captures={})
+        obj.denoiser.forward = fake
+        with torch.no_grad():
+            return obj(batch), seen["t"], obj
+    plain, t_plain, obj0 = run(0.0, ideal=False)
+    with torch.no_grad():
+        reference = make_objective(c, pipe)
+        reference.denoiser.forward = obj0.denoiser.forward
+        assert torch.allclose(reference(batch)["loss"], plain["loss"])          # share 0: the objective as it was
+    started, t_start, obj1 = run(1.0, ideal=False)
+    assert int(t_start.max()) < T * TIMESTEP_FOCUS_CUT and not torch.equal(t_start, t_plain)
+    assert not torch.allclose(started["loss"], plain["loss"])
+    assert float(run(1.0, ideal=True)[0]["loss"]) < 1e-6                          # the target is the frame
+    assert float(run(0.0, ideal=True)[0]["loss"]) < 1e-6
+
+    # which samples start from the prior, and from where: z + β (z_prior − z), half of them at β = 1
+    latents = torch.zeros(400, 4, 1, 2, 2)
+    prior = torch.full((400, 1, 4, 16, 16), 0.5)
+    obj1._latents = lambda images, g: torch.ones(len(images), 4, 2, 2)              # z_prior = 1 everywhere
+    clean, t2, start = obj1.prior_starts({"seed": 3, "prior": prior}, latents, torch.full((400,), 900))
+    beta = clean[:, 0, 0, 0, 0]
+    assert bool(start.all()) and int(t2.max()) < T * TIMESTEP_FOCUS_CUT
+    assert torch.allclose(clean, beta.view(-1, 1, 1, 1, 1).expand_as(clean)) and float(beta.min()) >= 0
+    assert 0.4 < float((beta == 1).float().mean()) < 0.6
+    obj1.prior_start = 0.25
+    clean, t3, start = obj1.prior_starts({"seed": 3, "prior": prior}, latents, torch.full((400,), 900))
+    assert 0.17 < float(start.float().mean()) < 0.33
+    assert bool((t3[~start] == 900).all()) and bool((clean[~start] == 0).all())
+    with pytest.raises(ValueError, match="--prior_start"):
+        TrainConfig(prior_start=0.5, appearance_prior=False).check()
+    with pytest.raises(ValueError, match="--prior_start"):
+        TrainConfig(prior_start=1.5).check()
+
+
 def test_temporal_stage_trains_the_motion_modules_only(tmp_path):
     """The temporal stage on 4-frame windows of world clips: the zero-initialised motion modules leave zero,
     every other weight stays exactly the generator's, and the result loads as a pipeline."""

@@ -78,6 +78,10 @@ class TrainConfig:
     timestep_focus: float = 0.0        # share of samples whose timestep is drawn below half the schedule, where SDEdit
                                        # sampling from the prior spends every step (objectives.TIMESTEP_FOCUS_CUT); the rest
                                        # stay uniform over the whole schedule (pure-noise starts keep working)
+    prior_start: float = 0.0           # share of samples noised from the appearance prior's latents, not the frame's,
+                                       # at a timestep below TIMESTEP_FOCUS_CUT × T, and trained to denoise to the
+                                       # frame: sampling starts from the noised prior (SDEdit), a start the plain
+                                       # objective never shows the model (objectives.GeneratorObjective.prior_start)
     # ---- IMG (img stage, variant "full") -------------------------------------------------------------
     img_weight: float = 0.2            # λ in L = L_diffusion + λ (1 − mean_ℓ IC_ℓ)
     msm_layers: int = 2                # multi-scale matching: how many layers of MSM_ORDER
@@ -140,6 +144,9 @@ class TrainConfig:
         if not 0 <= self.timestep_focus <= 1 or (self.timestep_focus and not self.appearance_prior):
             raise ValueError(f"--timestep_focus: {self.timestep_focus} must be in 0..1, and only for models that read "
                              "the appearance prior (their sampling starts from it, below half the schedule)")
+        if not 0 <= self.prior_start <= 1 or (self.prior_start and not self.appearance_prior):
+            raise ValueError(f"--prior_start: {self.prior_start} must be in 0..1, and only for models that read the "
+                             "appearance prior (their sampling starts from it)")
         if self.character_weight < 0:
             raise ValueError(f"--character_weight: {self.character_weight} must be ≥ 0 (0 = plain ε-MSE)")
         if self.window > self.clip_frames:

@@ -30,6 +30,8 @@ def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 TIMESTEP_FOCUS_CUT = 0.5   # --timestep_focus draws below this share of the schedule (the SDEdit start it was measured
                            # against: half the schedule; sampling at a lower strength uses only steps below it too)
+PRIOR_START_SNR_CAP = 5.0  # --prior_start samples weigh their x0 error by min(SNR, 5) (min-SNR weighting): their ε target
+                           # holds the prior's error scaled by √SNR, which near t = 0 no network can (or should) chase
 
 
 def _generator(batch: dict, stream: int = 0) -> torch.Generator:
@@ -98,6 +100,17 @@ class VAEObjective(nn.Module):
         return out
 
 
+def frame_noise(scheduler, clean: torch.Tensor, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor):
+    """The noise that takes the frame's ``latents`` to ``add_noise(clean, noise, t)``: the ε target of a sample
+    noised from another point (the prior start), ``ε' = ε + √SNR_t (clean − latents)``, so that
+    ``√ᾱ_t latents + √(1−ᾱ_t) ε'`` is the same noisy input. Tensors (B, C, T, h, w), ``t`` (B,). Returns (ε', SNR_t
+    broadcastable to the tensors)."""
+    # float32 throughout: under bf16 autocast the latents are bf16, where ᾱ_0 = 0.99915 rounds to 1 and SNR to inf
+    ab = scheduler.alphas_cumprod.to(latents.device, torch.float32)[t].view(-1, *([1] * (latents.dim() - 1)))
+    snr = ab / (1 - ab)
+    return (noise.float() + snr.sqrt() * (clean.float() - latents.float())).to(noise.dtype), snr
+
+
 def character_weights(target_masks: torch.Tensor, size: tuple[int, int], weight: float) -> torch.Tensor:
     """Per-latent-pixel loss weights (B, T, h, w): 1 + ``weight`` × the share of the pixel covered by any
     character (area pooling of the union of ``target_masks`` (B, T, S, H, W)), scaled so every sample's
@@ -115,9 +128,10 @@ class GeneratorObjective(nn.Module):
 
     def __init__(self, pipe, *, cfg_dropout: float = 0.1, img_layers: tuple[str, ...] = (), img_weight: float = 0.2,
                  masked_reference_attention: bool = False, character_weight: float = 0.0,
-                 timestep_focus: float = 0.0):
+                 timestep_focus: float = 0.0, prior_start: float = 0.0):
         super().__init__()
         self.character_weight, self.timestep_focus = float(character_weight), float(timestep_focus)
+        self.prior_start = float(prior_start)
         self.vae = pipe.vae
         self.unet, self.reference_net = pipe.unet, pipe.reference_net
         self.pose_guider, self.reference_guider = pipe.pose_guider, pipe.reference_guider
@@ -142,6 +156,29 @@ class GeneratorObjective(nn.Module):
             focus = torch.rand(B, generator=h) < self.timestep_focus
             t = torch.where(focus, torch.randint(0, int(n * TIMESTEP_FOCUS_CUT), (B,), generator=h), t)
         return t
+
+    @torch.no_grad()
+    def prior_starts(self, batch: dict, latents: torch.Tensor, t: torch.Tensor):
+        """Where sampling really starts. Share ``prior_start`` of the samples (an independent draw from the batch's
+        seed) is noised not from the frame's latents but from a point between them and the appearance prior's,
+        ``z + β (z_prior − z)``, at a timestep below ``TIMESTEP_FOCUS_CUT`` × T, and still has to denoise to the
+        frame. β = 1 (half of them) is the SDEdit start itself; β < 1 are the later steps, where a deterministic
+        sampler carries part of the prior's error along (after a perfect step from t = 299, β = 0.69 at 199).
+        Returns (clean latents to noise, timesteps, which samples) — the other samples are untouched."""
+        B = latents.shape[0]
+        h = _generator(batch, 3)
+        start = torch.rand(B, generator=h) < self.prior_start
+        n = self.noise_scheduler.config.num_train_timesteps
+        t_low = torch.randint(0, int(n * TIMESTEP_FOCUS_CUT), (B,), generator=h)
+        uniform = torch.rand(B, generator=h)
+        beta = torch.where(torch.rand(B, generator=h) < 0.5, torch.ones(B), uniform)
+        if not bool(start.any()):
+            return latents, t, start
+        prior = batch["prior"][:, :, :3]                                            # (B, T, 3, H, W) in [-1, 1]
+        z_prior = self._latents(prior.flatten(0, 1), None).unflatten(0, prior.shape[:2]).transpose(1, 2)
+        beta = torch.where(start, beta, torch.zeros(B)).to(latents)
+        clean = latents + beta.view(B, 1, 1, 1, 1) * (z_prior.to(latents) - latents)
+        return clean, torch.where(start, t_low, t.cpu()).to(t.device), start
 
     @torch.no_grad()
     def _latents(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -170,7 +207,10 @@ class GeneratorObjective(nn.Module):
         ref_index = torch.where(drop, -1, torch.arange(B, device=target.device))
         noise = torch.randn(latents.shape, generator=g).to(latents)
         t = self.timesteps(batch, B, g).to(target.device)
-        noisy = self.noise_scheduler.add_noise(latents, noise, t)
+        clean, start = latents, None
+        if self.prior_start > 0:
+            clean, t, start = self.prior_starts(batch, latents, t)
+        noisy = self.noise_scheduler.add_noise(clean, noise, t)
         reference = self.denoiser.encode_reference(
             ref_latents, context, batch["reference_pose"] if self.reference_guider is not None else None)
         masks_on = self.masked
@@ -179,11 +219,20 @@ class GeneratorObjective(nn.Module):
                             regions=batch["target_masks"] > 0.5 if masks_on else None,
                             ref_regions=batch["reference_masks"] > 0.5 if masks_on else None,
                             capture_layers=self.img_layers)
+        snr = None
+        if start is not None:
+            noise, snr = frame_noise(self.noise_scheduler, clean, latents, noise, t)
         if self.noise_scheduler.config.prediction_type == "v_prediction":
             goal = self.noise_scheduler.get_velocity(latents, noise, t)
         else:
             goal = noise
         error = (out.sample.float() - goal.float()) ** 2                   # (B, C, T, h, w)
+        if start is not None and bool(start.any()):
+            # min-SNR weights on the prior starts: x0 error × min(SNR, cap), where ε-MSE is x0 error × SNR and
+            # v-MSE x0 error × (SNR + 1); the logged "diffusion" includes these weights
+            v = self.noise_scheduler.config.prediction_type == "v_prediction"
+            capped = torch.clamp(snr, max=PRIOR_START_SNR_CAP) / (snr + 1 if v else snr)
+            error = error * torch.where(start.to(error.device).view(B, 1, 1, 1, 1), capped.float(), 1.0)
         diffusion = error.mean()
         result = {"diffusion": diffusion.detach()}
         if self.character_weight > 0:

@@ -136,7 +136,8 @@ def make_objective(cfg: TrainConfig, pipe):
     return GeneratorObjective(pipe, cfg_dropout=cfg.cfg_dropout, img_layers=layers,
                               img_weight=cfg.img_weight if cfg.use_img else 0.0,
                               masked_reference_attention=cfg.guidance_mode == "end2end-m",
-                              character_weight=cfg.character_weight, timestep_focus=cfg.timestep_focus)
+                              character_weight=cfg.character_weight, timestep_focus=cfg.timestep_focus,
+                              prior_start=cfg.prior_start)
 
 
 def trained_modules(cfg: TrainConfig, pipe) -> dict[str, torch.nn.Module]:
