@@ -176,6 +176,14 @@ def test_generator_folders_run_end_to_end(bench, no_metric_weights, tmp_path):
     assert "checkpoint" in docs["run"]["model"] and "step 3" in docs["checkpoint"]["model"]
     assert docs["pipeline"]["groups"]["all"]["SSIM"] == pytest.approx(docs["checkpoint"]["groups"]["all"]["SSIM"])
 
+    assert docs["pipeline"]["sampling"] == {"steps": 1, "prior_strength": None, "guidance_scale": None}
+
+    # --guidance_scale overrides the scenes' own 2.5: 2.5 gives the same clip, 1.0 (no guidance) another
+    scene = bench.scenes[0].scene
+    clips = {g: B.load_model(str(tmp_path / "pipe"), bench, "cpu", steps=2, guidance_scale=g)[0](scene)
+             for g in (None, 2.5, 1.0)}
+    assert np.array_equal(clips[None], clips[2.5]) and not np.array_equal(clips[None], clips[1.0])
+
     with pytest.raises(ValueError, match="not a MixPipeline folder.*assets/models/tiny"):
         B.load_model(str(tmp_path / "run" / "checkpoints"))
     with pytest.raises(ValueError, match="limit"):

@@ -35,6 +35,8 @@ def parse_args(argv=None):
     b.add_argument("--steps", type=int, default=None, help="override the scenes' sampler steps")
     b.add_argument("--prior_strength", type=float, default=None,
                    help="SDEdit start from the appearance prior, in (0, 1] (default: the pipeline's)")
+    b.add_argument("--guidance_scale", type=float, default=None,
+                   help="classifier-free guidance scale on reference + context (default: the scenes' own, 2.5)")
     b.add_argument("--device", default=None, help="torch device for the model (default: the accelerator, else cpu)")
     b.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: torch's); use 1 on a shared CPU, where a second thread spin-waits")
@@ -84,7 +86,7 @@ def cmd_benchmark(args) -> int:
         import torch
         torch.set_num_threads(args.threads)
     doc = benchmark_model(args.model, limit=args.limit, steps=args.steps, prior_strength=args.prior_strength,
-                          device=args.device,
+                          guidance_scale=args.guidance_scale, device=args.device,
                           descriptor=args.descriptor, benchmark=args.benchmark, probes=args.probes, out=args.out)
     print(format_table(doc))
     if args.out:

@@ -255,7 +255,7 @@ def _by_scene(bench_scene_of: dict, rotate: int) -> Model:
 
 
 def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: int | None = None,
-               prior_strength: float | None = None) -> tuple[Model, str]:
+               prior_strength: float | None = None, guidance_scale: float | None = None) -> tuple[Model, str]:
     """A model by name → (callable scene → frames, description).
 
     * ``gt`` — the ground truth (oracle); ``gt-swap`` — the ground truth with identities rotated between
@@ -264,7 +264,8 @@ def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: in
       generator reading it must beat;
     * a folder — a saved ``MixPipeline`` (``assets/models/tiny``, ``runs/img-full/final``), a trainer run or
       a trainer checkpoint (see ``load_pipeline_folder``); sampled with each scene's sampler and seed
-      (``steps`` overrides the number of steps, ``prior_strength`` the SDEdit start, default the pipeline's);
+      (``steps`` overrides the number of steps, ``prior_strength`` the SDEdit start, default the pipeline's,
+      ``guidance_scale`` the scenes' classifier-free guidance scale);
     * ``gt+vae:FOLDER`` / ``prior+vae:FOLDER`` — the ground truth / the prior encoded and decoded by the VAE
       of a pipeline folder: what that VAE keeps of a perfect video (the practical ceiling of a generator
       decoding through it), and the prior as a model starting from it sees it;
@@ -307,7 +308,7 @@ def load_model(spec: str, bench: Benchmark | None = None, device=None, steps: in
         # the scene's own seed, on the CPU, so a model gives the same clip on any device
         gen = torch.Generator(device="cpu").manual_seed(int(scene.seed))
         return _to_frames(pipe(scene=scene, generator=gen, num_inference_steps=steps,
-                               prior_strength=prior_strength).frames)
+                               prior_strength=prior_strength, guidance_scale=guidance_scale).frames)
 
     return model, what
 
@@ -505,7 +506,8 @@ def _threads() -> int:
 
 
 def benchmark_model(model: "str | Path | Model", *, limit: int | None = None, steps: int | None = None,
-                    prior_strength: float | None = None, device=None, descriptor: str = "probe", benchmark: str | Path | None = None,
+                    prior_strength: float | None = None, guidance_scale: float | None = None, device=None,
+                    descriptor: str = "probe", benchmark: str | Path | None = None,
                     probes: str | Path | None = None, out: str | Path | None = None, log=print) -> dict:
     """Benchmark one model on ICE-mini and return the results document (what ``benchmark --out`` writes).
 
@@ -521,9 +523,11 @@ def benchmark_model(model: "str | Path | Model", *, limit: int | None = None, st
     if callable(model):
         fn, name = model, getattr(model, "__name__", "callable")
     else:
-        fn, name = load_model(model, bench, device, steps, prior_strength)
+        fn, name = load_model(model, bench, device, steps, prior_strength, guidance_scale)
     doc = run_benchmark(fn, bench, limit=limit, descriptor=get_descriptor(descriptor, loaded), probes=loaded,
                         model_name=name, log=log)
+    # what was sampled differently from the scenes' own settings and the pipeline's defaults (None: not overridden)
+    doc["sampling"] = {"steps": steps, "prior_strength": prior_strength, "guidance_scale": guidance_scale}
     if out:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
