@@ -219,20 +219,21 @@ class GeneratorObjective(nn.Module):
                             regions=batch["target_masks"] > 0.5 if masks_on else None,
                             ref_regions=batch["reference_masks"] > 0.5 if masks_on else None,
                             capture_layers=self.img_layers)
-        snr = None
+        start_weight = None
         if start is not None:
             noise, snr = frame_noise(self.noise_scheduler, clean, latents, noise, t)
+            # min-SNR weights on the prior starts: x0 error × min(SNR, cap), where ε-MSE is x0 error × SNR and
+            # v-MSE x0 error × (SNR + 1); the logged "diffusion" includes these weights
+            v = self.noise_scheduler.config.prediction_type == "v_prediction"
+            capped = torch.clamp(snr, max=PRIOR_START_SNR_CAP) / (snr + 1 if v else snr)
+            start_weight = torch.where(start.to(capped.device).view(B, 1, 1, 1, 1), capped, 1.0)
         if self.noise_scheduler.config.prediction_type == "v_prediction":
             goal = self.noise_scheduler.get_velocity(latents, noise, t)
         else:
             goal = noise
         error = (out.sample.float() - goal.float()) ** 2                   # (B, C, T, h, w)
-        if start is not None and bool(start.any()):
-            # min-SNR weights on the prior starts: x0 error × min(SNR, cap), where ε-MSE is x0 error × SNR and
-            # v-MSE x0 error × (SNR + 1); the logged "diffusion" includes these weights
-            v = self.noise_scheduler.config.prediction_type == "v_prediction"
-            capped = torch.clamp(snr, max=PRIOR_START_SNR_CAP) / (snr + 1 if v else snr)
-            error = error * torch.where(start.to(error.device).view(B, 1, 1, 1, 1), capped.float(), 1.0)
+        if start_weight is not None:
+            error = error * start_weight
         diffusion = error.mean()
         result = {"diffusion": diffusion.detach()}
         if self.character_weight > 0:
