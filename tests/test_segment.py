@@ -442,8 +442,34 @@ def test_training_script_trains_resumes_and_exports(tmp_path):
         # lr 0 leaves the weights where --init put them (BatchNorm running statistics move, weights do not)
         w0, w1 = start.state_dict(), tuned.state_dict()
         assert all(torch.equal(w0[k], w1[k]) for k in w0 if "running" not in k and "num_batches" not in k)
-        with pytest.raises(SystemExit, match="not a checkpoint folder"):
+        with pytest.raises(SystemExit, match="neither a checkpoint folder"):
             train.main(train.parse_args(ft + ["--init", str(tmp_path)]))
+        # or from exported weights (the shipped file): the same start, recorded with the step it was exported at
+        ft2 = ["--output_dir", str(tmp_path / "ft2")] + common[2:]
+        train.main(train.parse_args(ft2 + ["--max_steps", "1", "--init", str(out), "--validation_clips", "0",
+                                           "--lr", "0"]))
+        state = checkpoint.load(checkpoint.resolve(tmp_path / "ft2", "latest"), {"net": tuned})
+        assert state["config"]["init"] == {"weights": str(out), "step": 3}
+        w0, w1 = load_clicknet(out).state_dict(), tuned.state_dict()
+        assert all(torch.equal(w0[k], w1[k]) for k in w0 if "running" not in k and "num_batches" not in k)
+        # a weight average of two fine-tunes of one start: the mean of their weights (BatchNorm recalibrated)
+        ft3 = ["--output_dir", str(tmp_path / "ft3")] + common[2:]
+        train.main(train.parse_args(ft3 + ["--max_steps", "1", "--init", str(out), "--validation_clips", "0"]))
+        soup = tmp_path / "soup.safetensors"
+        train.main(train.parse_args(ft3 + ["--export", str(soup), "--average_with", str(tmp_path / "ft")]))
+        a, b = train.ClickNet(), train.ClickNet()
+        checkpoint.load(checkpoint.resolve(tmp_path / "ft3", "latest"), {"net": a})
+        checkpoint.load(checkpoint.resolve(tmp_path / "ft", "latest"), {"net": b})
+        wa, wb, ws = a.state_dict(), b.state_dict(), load_clicknet(soup).state_dict()
+        learned = [k for k, _ in a.named_parameters()]
+        assert sum((wa[k] - wb[k]).abs().sum().item() for k in learned) > 1.0   # one step at lr 2e-3 moved them
+        assert all(torch.allclose(ws[k], ((wa[k] + wb[k]) / 2).half().float()) for k in learned)
+        with pytest.raises(SystemExit, match="no checkpoint under"):
+            train.main(train.parse_args(ft + ["--export", str(soup), "--average_with", str(tmp_path / "none")]))
+        with pytest.raises(ValueError, match="not a ClickNet checkpoint"):
+            bad = tmp_path / "bad.safetensors"
+            bad.write_bytes(b"not safetensors")
+            train.main(train.parse_args(ft2 + ["--init", str(bad)]))
     finally:
         torch.set_num_threads(threads)
         cv2.setNumThreads(cv_threads)

@@ -2,6 +2,8 @@
 
     python -m pipelines.segment.train --output_dir runs/clicknet [--max_steps 6000] [--resume_from_checkpoint latest]
     python -m pipelines.segment.train --output_dir runs/clicknet --export assets/models/clicknet/clicknet.safetensors
+    python -m pipelines.segment.train --output_dir runs/ft --init assets/models/clicknet/clicknet.safetensors …
+    python -m pipelines.segment.train --output_dir runs/ft-a --export F.safetensors --average_with runs/ft-b
 
 Every sample is one character of a world frame seen either whole-frame (what the first click sees) or
 zoomed around the character (what the zoom-in pass sees), rendered at a random size (128–512, so 128-pixel
@@ -28,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..world import World
-from .clicknet import ClickNet, ClickNetConfig, prompt_maps, save_clicknet
+from .clicknet import ClickNet, ClickNetConfig, load_clicknet, prompt_maps, save_clicknet
 from .offline import resample
 from .protocol import click_session, corrective_click, first_click
 
@@ -68,9 +70,13 @@ def parse_args(input_args=None):
     ap.add_argument("--output_dir", default="runs/clicknet")
     ap.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint folder")
     ap.add_argument("--export", default=None, help="write the latest checkpoint's weights here and exit")
+    ap.add_argument("--average_with", nargs="+", default=None, metavar="RUN",
+                    help="with --export: average the weights of the latest checkpoints of these runs with this "
+                         "run's (uniformly; fine-tunes of one start), then recalibrate BatchNorm")
     ap.add_argument("--init", default=None,
-                    help="start from this checkpoint folder's weights (a fine-tune: fresh optimizer, step 0, "
-                         "this run's schedule); ignored when the run resumes")
+                    help="start from these weights: a checkpoint folder or an exported .safetensors file such as "
+                         "the shipped assets/models/clicknet/clicknet.safetensors (a fine-tune: fresh optimizer, "
+                         "step 0, this run's schedule); ignored when the run resumes")
     for k, v in DEFAULTS.items():
         if isinstance(v, tuple):
             ap.add_argument(f"--{k}", type=type(v[0]), nargs="+", default=list(v))
@@ -333,6 +339,52 @@ def log_validation(net: ClickNet, n_clips: int = 12) -> dict:
     return out
 
 
+def init_weights(net: ClickNet, init: Path) -> dict:
+    """Load ``init`` (a checkpoint folder, or a file written by ``save_clicknet``: the shipped weights) into
+    ``net``; returns where the fine-tune began, for its config."""
+    from ..train import checkpoint
+    if init.is_file() and init.suffix == ".safetensors":
+        from safetensors import safe_open
+        src = load_clicknet(init)                  # ValueError naming the file when it is not ClickNet's
+        if asdict(src.cfg) != asdict(net.cfg):
+            raise SystemExit(f"--init: {init} holds a ClickNet of another shape ({asdict(src.cfg)}); this trainer "
+                             f"builds {asdict(net.cfg)}")
+        net.load_state_dict(src.state_dict())
+        with safe_open(str(init), "pt") as f:
+            step = json.loads((f.metadata() or {}).get("step", "null"))
+        return {"weights": str(init), "step": step}
+    if not (init / "state.json").is_file():
+        raise SystemExit(f"--init: {init} is neither a checkpoint folder (no state.json) nor a ClickNet "
+                         ".safetensors file; use a path like runs/clicknet/checkpoints/step_00004000 or "
+                         "assets/models/clicknet/clicknet.safetensors")
+    return {"checkpoint": str(init), "step": checkpoint.load(init, {"net": net})["step"]}
+
+
+def _latest(run: str) -> Path:
+    from ..train import checkpoint
+    folder = checkpoint.resolve(run, "latest")
+    if folder is None:
+        raise SystemExit(f"--average_with: no checkpoint under {run}/checkpoints")
+    return folder
+
+
+def average_weights(net: ClickNet, folders: list[Path]) -> list[str]:
+    """Set ``net``'s weights to the uniform mean of the checkpoints in ``folders`` (a weight average of
+    fine-tunes that began from the same weights stays in one basin, so the mean is a model too). BatchNorm
+    running statistics are averaged as well but are meant to be recalibrated afterwards."""
+    from ..train import checkpoint
+    total = None
+    for folder in folders:
+        m = ClickNet(net.cfg)
+        checkpoint.load(folder, {"net": m})
+        sd = m.state_dict()
+        total = {k: v.double() for k, v in sd.items()} if total is None else {k: total[k] + sd[k].double()
+                                                                               for k in total}
+    ref = net.state_dict()
+    net.load_state_dict({k: (total[k] / len(folders)).to(ref[k].dtype) for k in ref})
+    return [str(f) for f in folders]
+
+
 def main(args) -> None:
     torch.set_num_threads(args.num_threads)
     cv2.setNumThreads(1)
@@ -346,12 +398,18 @@ def main(args) -> None:
         if folder is None:
             raise SystemExit(f"--export: no checkpoint under {out}/checkpoints to export")
         state = checkpoint.load(folder, {"net": net})
+        averaged = None
+        if args.average_with:
+            averaged = average_weights(net, [folder] + [_latest(r) for r in args.average_with])
         # BatchNorm statistics from batches drawn as the run drew them (its sample mix, characters, curriculum)
         trained = state.get("config", {})
         recalibrate_bn(net, argparse.Namespace(**{**vars(args), **{k: trained[k] for k in DATA_KNOBS if k in trained}}),
                        cfg)
-        save_clicknet(net, args.export, {"step": state["step"], "validation": state.get("validation", {}),
-                                         "train_config": state.get("config", {})})
+        extra = {"step": state["step"], "validation": state.get("validation", {}),
+                 "train_config": state.get("config", {})}
+        if averaged:
+            extra["averaged"] = averaged
+        save_clicknet(net, args.export, extra)
         print(f"exported {folder} → {args.export}")
         return
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -363,12 +421,8 @@ def main(args) -> None:
         step = checkpoint.load(resume, {"net": net}, opt)["step"]
         print(f"resumed from {resume} at step {step}")
     elif args.init:
-        init = Path(args.init)
-        if not (init / "state.json").is_file():
-            raise SystemExit(f"--init: {init} is not a checkpoint folder (no state.json); "
-                             "use a path like runs/clicknet/checkpoints/step_00004000")
-        config["init"] = {"checkpoint": str(init), "step": checkpoint.load(init, {"net": net})["step"]}
-        print(f"fine-tuning from {init}")
+        config["init"] = init_weights(net, Path(args.init))
+        print(f"fine-tuning from {args.init}")
     pool = FramePool(args.seed * 7919 + step, args.pool_frames, args.render_sizes, args.render_probs,
                      args.characters, args.touching_prob)
     rng = np.random.default_rng([args.seed, step])
