@@ -121,9 +121,9 @@ if run_from temporal && [[ $TEMPORAL_STEPS -gt 0 ]]; then
       --character_weight 4 --mixed_precision bf16 --checkpointing_steps 50 --validation_steps 0 --log_steps 5 "${common[@]}"
 fi
 if run_from ship; then
-  # 5. ship Full (fp16, ~15 MB)
+  # 5. ship Full (fp16, ~15 MB), with the SDEdit start measured for it (docs/TRAINING.md, *The SDEdit strength*)
   src="$RUNS/img-full"; [[ $TEMPORAL_STEPS -gt 0 ]] && src="$RUNS/temporal"
-  $PY -m pipelines.train export --run "$src" --out assets/models/tiny
+  $PY -m pipelines.train export --run "$src" --out assets/models/tiny --prior_strength 0.3
 fi
 if run_from results; then
   # 6. docs/RESULTS.md: the five variants and Full + temporal on ICE-mini

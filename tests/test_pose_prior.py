@@ -2,6 +2,8 @@
 body, the slot→track assignment, depth order, reference skeletons for partly hidden characters, errors, its
 fit to the world's ground truth, the widened guider of a warm start, and the pipeline passing it on."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -226,3 +228,35 @@ def test_prior_strength_starts_from_the_noised_prior():
     old = MixPipeline(**make_components())
     old.set_progress_bar_config(disable=True)
     assert old(**{**kw, "num_inference_steps": 2}).appearance_prior is None      # pure noise, no prior needed
+
+
+def test_a_model_carries_its_own_default_prior_strength(tmp_path):
+    """``prior_strength`` in the pipeline's config (model_index.json) is the SDEdit start used when a call gives
+    none; a call's own value still wins; without one the pipeline's constant applies; bad values are refused."""
+    from dataclasses import replace
+
+    from generator_fixtures import wake
+    from pipelines.mix import MixPipeline
+    from pipelines.mix.loading import save_pipeline
+    from pipelines.mix.pipeline_mix import DEFAULT_PRIOR_STRENGTH
+    parts = wake(build_components(replace(TEST, appearance_prior=True), seed=0))
+    assert MixPipeline(**parts).default_prior_strength == DEFAULT_PRIOR_STRENGTH
+    pipe = MixPipeline(**parts, prior_strength=0.2)
+    pipe.set_progress_bar_config(disable=True)
+    img, masks = sheet()
+    kw = dict(reference_image=img, reference_masks=masks, keypoints=static_keypoints(2), width=SIZE, height=SIZE,
+              num_inference_steps=10, generator=torch.Generator().manual_seed(0))
+
+    def steps_run(p, **extra):
+        seen = []
+        p(**kw, **extra, callback_on_step_end=lambda _p, i, t, d: seen.append(int(t)) or {})
+        return len(seen)
+    assert steps_run(pipe) == 2 and steps_run(pipe, prior_strength=0.5) == 5
+    save_pipeline(pipe, tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "model_index.json").read_text())["prior_strength"] == 0.2
+    loaded = MixPipeline.from_pretrained(tmp_path / "m", dtype=torch.float32)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.default_prior_strength == 0.2 and steps_run(loaded) == 2
+    for bad in (0, 1.5, "x"):
+        with pytest.raises(ValueError, match=r"prior_strength \(the model's default"):
+            MixPipeline(**parts, prior_strength=bad)

@@ -46,6 +46,14 @@ def test_generator_stage_trains_checkpoints_and_exports(tmp_path):
     w = weights(summary["checkpoint"])
     assert torch.equal(pipe.unet.state_dict()["conv_in.weight"].float(),
                        w["unet.conv_in.weight"].half().float())                  # exported fp16 copy of the checkpoint
+    assert pipe.config.prior_strength is None and pipe.default_prior_strength == 0.3   # none saved: the constant
+    # the SDEdit start measured for a model travels with it (model_index.json)
+    out = export(c.output_dir, "latest", tmp_path / "with-strength", prior_strength=0.4)
+    assert json.loads((out / "model_index.json").read_text())["prior_strength"] == 0.4
+    assert MixPipeline.from_pretrained(out, dtype=torch.float32).default_prior_strength == 0.4
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="--prior_strength"):
+            export(c.output_dir, "latest", tmp_path / "bad", prior_strength=bad)
 
 
 def test_resume_continues_exactly(tmp_path):

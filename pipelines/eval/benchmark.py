@@ -526,7 +526,8 @@ def benchmark_model(model: "str | Path | Model", *, limit: int | None = None, st
         fn, name = load_model(model, bench, device, steps, prior_strength, guidance_scale)
     doc = run_benchmark(fn, bench, limit=limit, descriptor=get_descriptor(descriptor, loaded), probes=loaded,
                         model_name=name, log=log)
-    # what was sampled differently from the scenes' own settings and the pipeline's defaults (None: not overridden)
+    # what was sampled differently from the scenes' own settings and the model's defaults (None: not overridden;
+    # the SDEdit start is then the model's own, ``MixPipeline.default_prior_strength``)
     doc["sampling"] = {"steps": steps, "prior_strength": prior_strength, "guidance_scale": guidance_scale}
     if out:
         out = Path(out)

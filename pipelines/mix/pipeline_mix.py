@@ -30,8 +30,22 @@ from .scene_inputs import resolve_scene
 from .sheet import check_cutout, compose_sheet, sheet_from_frame
 
 logger = logging.getLogger(__name__)
-DEFAULT_PRIOR_STRENGTH = 0.3     # SDEdit start for models that read the appearance prior; chosen on ICE-mini scenes
-                                 # 21-40 for the shipped model (docs/TRAINING.md, *The SDEdit strength*)
+DEFAULT_PRIOR_STRENGTH = 0.3     # SDEdit start for models that read the appearance prior and save none of their own
+                                 # (``prior_strength`` in model_index.json); chosen on ICE-mini scenes 21-40 for the
+                                 # shipped model (docs/TRAINING.md, *The SDEdit strength*)
+
+
+def check_prior_strength(value, what: str = "prior_strength") -> None:
+    """``value`` must be None or a share of the schedule in (0, 1]."""
+    if value is None:
+        return
+    try:
+        ok = 0 < float(value) <= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{what}: {value!r} must be in (0, 1] (1 = start from pure noise)")
+
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -116,6 +130,9 @@ class MixPipeline(DiffusionPipeline):
         motion_model (optional): text-to-motion model for ``{"text": …}`` motions (see ``scene_inputs``).
         plain_skeleton (`bool`): draw OpenPose-coloured skeletons (the plain-skeleton ablation).
         masked_reference_attention (`bool`): End2End-M — each slot's region reads only that slot's reference.
+        prior_strength (`float`, optional): this model's default SDEdit start (see ``__call__``), measured for
+            it and saved with it (``python -m pipelines.train export --prior_strength S``); None: the
+            pipeline's ``DEFAULT_PRIOR_STRENGTH`` for a model that reads the appearance prior, 1 otherwise.
     """
 
     model_cpu_offload_seq = "context_encoder->reference_net->unet->vae"
@@ -125,8 +142,10 @@ class MixPipeline(DiffusionPipeline):
     def __init__(self, vae: AutoencoderKL, unet: UNet2DConditionModel, reference_net: UNet2DConditionModel,
                  pose_guider: PoseGuider, context_encoder: ContextEncoder, scheduler: DDIMScheduler,
                  motion_adapter: MotionAdapter | None = None, reference_guider: PoseGuider | None = None,
-                 motion_model: Any = None, plain_skeleton: bool = False, masked_reference_attention: bool = False):
+                 motion_model: Any = None, plain_skeleton: bool = False, masked_reference_attention: bool = False,
+                 prior_strength: float | None = None):
         super().__init__()
+        check_prior_strength(prior_strength, "prior_strength (the model's default, model_index.json)")
         if masked_reference_attention and reference_guider is None:
             raise ValueError("masked_reference_attention: End2End-M builds on End2End; register a reference_guider "
                              "(build_components(mode='end2end-m') makes one)")
@@ -134,7 +153,8 @@ class MixPipeline(DiffusionPipeline):
                               context_encoder=context_encoder, scheduler=scheduler, motion_adapter=motion_adapter,
                               reference_guider=reference_guider, motion_model=motion_model)
         self.register_to_config(plain_skeleton=bool(plain_skeleton),
-                                masked_reference_attention=bool(masked_reference_attention))
+                                masked_reference_attention=bool(masked_reference_attention),
+                                prior_strength=None if prior_strength is None else float(prior_strength))
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         # pixels per token at the UNet's coarsest level: sizes must be multiples of it
         self.size_multiple = self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
@@ -162,6 +182,15 @@ class MixPipeline(DiffusionPipeline):
         if self.reference_guider is None:
             return "ieg"
         return "end2end-m" if self.config.masked_reference_attention else "end2end"
+
+    @property
+    def default_prior_strength(self) -> float:
+        """The SDEdit start ``__call__`` uses when given none: the model's own (``config.prior_strength``), else
+        ``DEFAULT_PRIOR_STRENGTH`` for a model that reads the appearance prior and 1 (pure noise) otherwise."""
+        own = self.config.get("prior_strength")
+        if own is not None:
+            return float(own)
+        return DEFAULT_PRIOR_STRENGTH if self.denoiser.reads_prior else 1.0
 
     def set_scheduler(self, name: str) -> None:
         """Swap the sampler ("ddim", "dpm++", "euler") keeping the noise schedule."""
@@ -403,7 +432,8 @@ class MixPipeline(DiffusionPipeline):
             keypoints: (F, T, 18, 3) OpenPose-18 in pixels of the ``width`` × ``height`` output.
             prior_strength: start denoising from the appearance prior noised to this share of the schedule
                 (SDEdit) instead of pure noise: 1 = pure noise, lower keeps more of the prior's colours and
-                layout. Default ``DEFAULT_PRIOR_STRENGTH`` for a model that reads the prior, 1 otherwise.
+                layout. Default ``default_prior_strength``: the model's own, else ``DEFAULT_PRIOR_STRENGTH``
+                for a model that reads the prior, 1 otherwise.
                 Ignored when ``latents`` are given.
             assignment: slot i performs track ``assignment[i]`` (default slot i ↦ track i).
             prompt: kept for the CCE text encoder; this model reads identities from the slots, not words.
@@ -483,9 +513,8 @@ class MixPipeline(DiffusionPipeline):
 
         # 5. Encode the pose — once per generation
         if prior_strength is None:
-            prior_strength = DEFAULT_PRIOR_STRENGTH if self.denoiser.reads_prior else 1.0
-        if not 0 < float(prior_strength) <= 1:
-            raise ValueError(f"prior_strength: {prior_strength!r} must be in (0, 1] (1 = start from pure noise)")
+            prior_strength = self.default_prior_strength
+        check_prior_strength(prior_strength)
         from_prior = prior_strength < 1 and latents is None          # SDEdit start (step 6)
         prior = None
         if self.denoiser.reads_prior or from_prior:

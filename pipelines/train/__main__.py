@@ -72,11 +72,14 @@ def export_main(argv) -> int:
     ap.add_argument("--decoder", type=Path, default=None,
                     help="generator runs: take the VAE decoder from this pipeline folder or finished "
                          "--vae_decoder_only run (its encoder must be the model's)")
+    ap.add_argument("--prior_strength", type=float, default=None,
+                    help="generator runs: save this SDEdit start as the model's default (model_index.json), the "
+                         "strength measured best for it; default: keep the run's (none: the pipeline's constant)")
     args = ap.parse_args(argv)
     from .export import export
     try:
         path = export(args.run, args.checkpoint, args.out, fp16=not args.fp32, encoder_out=args.encoder_out,
-                      decoder=args.decoder)
+                      decoder=args.decoder, prior_strength=args.prior_strength)
     except ValueError as e:
         print(f"python -m pipelines.train export: error: {e}", file=sys.stderr)
         return 2

@@ -54,16 +54,22 @@ def swap_decoder(pipe, source: str | Path) -> dict:
 
 
 def export(run: str | Path, which: str, out: str | Path, *, fp16: bool = True,
-           encoder_out: str | Path | None = None, decoder: str | Path | None = None) -> Path:
+           encoder_out: str | Path | None = None, decoder: str | Path | None = None,
+           prior_strength: float | None = None) -> Path:
     """``which`` = "final" (the finished stage's folder), "latest", or a checkpoint folder. ``out``: the
     pipeline folder (generator stages), the motion model folder (motion), the library folder (cce; the
     character encoder goes to ``encoder_out``, default ``assets/models/cce``). ``decoder``: generator stages
-    only — take the VAE decoder from that folder (``swap_decoder``)."""
+    only — take the VAE decoder from that folder (``swap_decoder``). ``prior_strength``: generator stages only
+    — save it as the model's default SDEdit start (``MixPipeline.default_prior_strength``)."""
     import torch
     run, out = Path(run), Path(out)
     stage, folder, cfg = _stage_of(run, which)
-    if decoder is not None and stage not in GENERATOR_STAGES:
-        raise ValueError(f"--decoder: only for generator stages ({', '.join(GENERATOR_STAGES)}), not {stage!r}")
+    for flag, value in (("--decoder", decoder), ("--prior_strength", prior_strength)):
+        if value is not None and stage not in GENERATOR_STAGES:
+            raise ValueError(f"{flag}: only for generator stages ({', '.join(GENERATOR_STAGES)}), not {stage!r}")
+    if prior_strength is not None:
+        from ..mix.pipeline_mix import check_prior_strength
+        check_prior_strength(prior_strength, "--prior_strength")
     if stage == "motion":
         from ..models.motion import MotionModel
         if cfg is None:
@@ -107,6 +113,8 @@ def export(run: str | Path, which: str, out: str | Path, *, fp16: bool = True,
         meta = {"stage": cfg.stage, "config": cfg.to_dict(), "checkpoint": str(folder)}
     if decoder is not None:
         meta = {**meta, "decoder": swap_decoder(pipe, decoder)}
+    if prior_strength is not None:
+        pipe.register_to_config(prior_strength=float(prior_strength))
     save_pipeline(pipe, out, fp16=fp16)
     (out / "training.json").write_text(json.dumps(meta, indent=1))
     return out
