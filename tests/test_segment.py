@@ -171,12 +171,33 @@ def test_touching_curriculum_draws_targets_that_touch_a_neighbour():
     assert touching(masks).tolist() == [0, 1] and touching(masks[2:]).tolist() == []
     assert touching(np.stack([a, c])).tolist() == []
     pool = FramePool(3, 6, [128], [1.0], characters=(2, 3), touching_prob=1.0)
-    assert all(2 <= len(m) <= 3 for _, m, _ in pool.frames)
+    assert all(2 <= len(m) <= 3 for _, m, _, _ in pool.frames)
     rng = np.random.default_rng(0)
     picked = [pool.sample(rng) for _ in range(40)]
     hits = [(k in touching(m).tolist()) for s in picked if s is not None for _, m, k in [s]
             if len(touching(m))]
     assert hits and all(hits)                     # every frame with a touching pair gave a touching target
+
+
+def test_fragmented_curriculum_draws_characters_an_occluder_cuts_into_pieces():
+    from pipelines.segment.train import FramePool, fragmented
+    a = np.zeros((40, 40), bool)
+    a[5:30, 5:10] = True
+    a[5:30, 20:25] = True                         # two pieces of 125 pixels: cut by something in front
+    b = a.copy()
+    b[5:7, 20:22] = False
+    b[5:30, 20:25] = False
+    b[35, 30] = True                              # one pixel apart: under 5 % of the mask, not a piece
+    c = np.zeros_like(a)
+    c[30:38, 30:38] = True                        # one piece
+    assert fragmented(np.stack([a, b, c])).tolist() == [0] and fragmented(np.zeros((0, 40, 40), bool)).size == 0
+    pool = FramePool(5, 12, [128], [1.0], characters=(3, 5), fragmented_prob=1.0)
+    assert any(len(cut) for _, _, _, cut in pool.frames)        # occlusion cuts characters in world frames
+    rng = np.random.default_rng(0)
+    picked = [pool.sample(rng) for _ in range(60)]
+    hits = [(k in fragmented(m).tolist()) for s in picked if s is not None for _, m, k in [s]
+            if len(fragmented(m))]
+    assert hits and all(hits)                     # every frame with a cut character gave a cut target
 
 
 def _to256(mask):
