@@ -47,14 +47,15 @@ def world_frames(size: int, clips_per_show: int, frames: int = 5):
             yield clip.frames[f], clip.masks[f], show, SHOWS[show].style
 
 
-def make_segmenter(engine: str, weights: str | None = None):
+def make_segmenter(engine: str, weights: str | None = None, refine_passes: int | None = None):
     from pipelines.segment import Segmenter
     if engine == "clicknet":
         seg = Segmenter(backend="fallback")
         assert seg.engine == "clicknet", seg.status
-        if weights:                                      # a candidate ClickNet instead of the shipped one
-            from pipelines.segment.offline import OfflineSegmenter
-            seg._engine = OfflineSegmenter(weights=weights)
+        if weights or refine_passes is not None:         # a candidate ClickNet, or another inference setting
+            from pipelines.segment.offline import REFINE_PASSES, OfflineSegmenter
+            seg._engine = OfflineSegmenter(weights=weights, refine_passes=REFINE_PASSES if refine_passes is None
+                                           else refine_passes)
         return seg
     if engine == "grabcut":
         from pipelines.segment.grabcut import GrabCutEngine
@@ -65,10 +66,10 @@ def make_segmenter(engine: str, weights: str | None = None):
 
 
 def quality(args) -> None:
-    from pipelines.segment.protocol import click_session
+    from pipelines.segment.protocol import click_session, pieces
     rows: list[dict] = []
     for engine in args.engines:
-        seg = make_segmenter(engine, args.weights)
+        seg = make_segmenter(engine, args.weights, args.refine_passes)
         print(f"\n### {engine}: mean IoU after 1, 2, 3 clicks\n")
         print("| frame size | style | characters | left out (tiny) | 1 click | 2 clicks | 3 clicks | ≥ 0.95 after 3 |")
         print("|---|---|---|---|---|---|---|---|")
@@ -78,6 +79,7 @@ def quality(args) -> None:
             res: dict[str, list] = {"cartoon": [], "live-action": []}
             left = {"cartoon": 0, "live-action": 0}
             per_show: dict[str, list] = {}
+            by_pieces: dict[str, list] = {"one piece": [], "cut into pieces": []}
             for f, (img, masks, show, style) in enumerate(world_frames(size, args.clips_per_show)):
                 seg.set_image(img)
                 for m in masks:
@@ -85,10 +87,12 @@ def quality(args) -> None:
                         left[style] += int(m.any())
                         continue
                     r = click_session(seg, m, 3)
+                    n_pieces = pieces(m)
                     res[style].append(r)
                     per_show.setdefault(show, []).append(r)
+                    by_pieces["one piece" if n_pieces < 2 else "cut into pieces"].append(r)
                     rows.append({"engine": engine, "size": size, "frame": f, "show": show, "style": style,
-                                 "iou": [round(float(x), 5) for x in r]})
+                                 "pieces": n_pieces, "iou": [round(float(x), 5) for x in r]})
             for style in ("cartoon", "live-action", "both"):
                 v = np.array(res["cartoon"] + res["live-action"] if style == "both" else res[style])
                 lo = left["cartoon"] + left["live-action"] if style == "both" else left[style]
@@ -97,9 +101,15 @@ def quality(args) -> None:
                       f"{(v[:, 2] >= 0.95).mean():.0%} |")
             print("| | per show: " + ", ".join(f"{s} {np.mean(per_show[s], 0)[0]:.3f} / {np.mean(per_show[s], 0)[2]:.3f}"
                                               for s in per_show) + " (1 / 3 clicks) | | | | | | |")
+            loss = 1 - np.array(res["cartoon"] + res["live-action"])
+            print("| | by visible pieces: " + ", ".join(
+                f"{k} {len(v)}: {np.mean(v, 0)[0]:.3f} / {np.mean(v, 0)[2]:.3f}, "
+                f"{(1 - np.array(v)).sum(0)[0] / max(loss.sum(0)[0], 1e-9):.0%} of the loss after 1 click"
+                for k, v in by_pieces.items() if v) + " (1 / 3 clicks) | | | | | | |")
         print(f"\n({time.time() - t0:.0f} s)")
     if args.per_character:
-        Path(args.per_character).write_text(json.dumps({"weights": args.weights, "characters": rows}))
+        Path(args.per_character).write_text(json.dumps({"weights": args.weights, "refine_passes": args.refine_passes,
+                                                        "characters": rows}))
 
 
 def video(args) -> None:
@@ -225,6 +235,9 @@ def main(argv=None):
     ap.add_argument("--engines", nargs="+", default=["clicknet"])
     ap.add_argument("--weights", default=None,
                     help="ClickNet safetensors to measure instead of assets/models/clicknet (quality only)")
+    ap.add_argument("--refine-passes", type=int, default=None,
+                    help="ClickNet: zoom-decoder passes fed with their own answer (default: the engine's, "
+                         "pipelines.segment.offline.REFINE_PASSES)")
     ap.add_argument("--min-area", type=float, default=20.0, help="visible pixels at 128×128 (scaled with size)")
     ap.add_argument("--per-character", default=None,
                     help="quality: also write every character's IoU after 1-3 clicks to this JSON file (with its "

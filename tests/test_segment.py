@@ -191,6 +191,8 @@ def test_fragmented_curriculum_draws_characters_an_occluder_cuts_into_pieces():
     c = np.zeros_like(a)
     c[30:38, 30:38] = True                        # one piece
     assert fragmented(np.stack([a, b, c])).tolist() == [0] and fragmented(np.zeros((0, 40, 40), bool)).size == 0
+    from pipelines.segment.protocol import pieces
+    assert [pieces(m) for m in (a, b, c, np.zeros_like(a))] == [2, 1, 1, 0]
     pool = FramePool(5, 12, [128], [1.0], characters=(3, 5), fragmented_prob=1.0)
     assert any(len(cut) for _, _, _, cut in pool.frames)        # occlusion cuts characters in world frames
     rng = np.random.default_rng(0)

@@ -35,6 +35,7 @@ def test_quality_writes_every_character(tmp_path, capsys):
     rows = json.loads(out.read_text())["characters"]
     n = int([line for line in table.splitlines() if line.startswith("| 128 | both")][0].split("|")[3])
     assert len(rows) == n > 0 and all(len(r["iou"]) == 3 and 0 <= min(r["iou"]) <= 1 for r in rows)
+    assert all(r["pieces"] >= 1 for r in rows) and "| | by visible pieces: one piece" in table
     mean1 = float([line for line in table.splitlines() if line.startswith("| 128 | both")][0].split("|")[5])
     assert np.mean([r["iou"][0] for r in rows]) == pytest.approx(mean1, abs=6e-4)
     same = segment_bench.compare(str(out), str(out))

@@ -5,6 +5,7 @@ simulated user clicks, and how a mask is scored.
 * corrective click: the pixel farthest from the border of the largest error region — positive when that
   region is a missed part of the target, negative when it is spill;
 * IoU of boolean masks;
+* how many pieces a visible mask is in (a character an occluder cuts in two is the hardest case);
 * a whole session: clicks, each answer's low-resolution logits fed back as the next ``mask_input``.
 """
 
@@ -40,6 +41,14 @@ def corrective_click(pred: np.ndarray, target: np.ndarray) -> tuple[int, int, in
         return None
     x, y = interior_point(best[1])
     return x, y, best[2]
+
+
+def pieces(mask: np.ndarray, min_share: float = 0.05) -> int:
+    """Number of 8-connected pieces of ``mask`` holding at least ``min_share`` of its area each (specks of a
+    few pixels do not count): 1 for a character seen whole, 2+ for one an occluder cuts apart, 0 if empty."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(np.asarray(mask, np.uint8), connectivity=8)
+    area = stats[1:, cv2.CC_STAT_AREA]
+    return int((area >= min_share * area.sum()).sum()) if n > 1 else 0
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

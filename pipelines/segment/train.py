@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from ..world import World
 from .clicknet import ClickNet, ClickNetConfig, load_clicknet, prompt_maps, save_clicknet
 from .offline import resample
-from .protocol import click_session, corrective_click, first_click
+from .protocol import click_session, corrective_click, first_click, pieces
 
 # ---- defaults (every knob, with why) ------------------------------------------------------------------
 DEFAULTS = dict(
@@ -141,16 +141,9 @@ def touching(masks: np.ndarray, gap: int = 2) -> np.ndarray:
                      if any((grown[i] & masks[j]).any() for j in range(len(masks)) if j != i)], int)
 
 
-def fragmented(masks: np.ndarray, min_share: float = 0.05) -> np.ndarray:
-    """Indices of the visible masks (N, H, W) that an occluder cuts into pieces: two or more 8-connected
-    pieces of at least ``min_share`` of the mask's area each."""
-    out = []
-    for i, m in enumerate(masks):
-        n, _, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
-        area = stats[1:, cv2.CC_STAT_AREA]
-        if n > 2 and (area >= min_share * area.sum()).sum() >= 2:
-            out.append(i)
-    return np.array(out, int)
+def fragmented(masks: np.ndarray) -> np.ndarray:
+    """Indices of the visible masks (N, H, W) that an occluder cuts into pieces (``protocol.pieces`` ≥ 2)."""
+    return np.array([i for i, m in enumerate(masks) if pieces(m) >= 2], int)
 
 
 def make_view(img: np.ndarray, mask: np.ndarray, others, rng: np.random.Generator, size: int, zoom: bool):
