@@ -53,9 +53,9 @@ def make_segmenter(engine: str, weights: str | None = None, refine_passes: int |
         seg = Segmenter(backend="fallback")
         assert seg.engine == "clicknet", seg.status
         if weights or refine_passes is not None:         # a candidate ClickNet, or another inference setting
-            from pipelines.segment.offline import REFINE_PASSES, OfflineSegmenter
-            seg._engine = OfflineSegmenter(weights=weights, refine_passes=REFINE_PASSES if refine_passes is None
-                                           else refine_passes)
+            from pipelines.segment.offline import OfflineSegmenter
+            kw = {} if refine_passes is None else {"refine_passes": refine_passes}
+            seg._engine = OfflineSegmenter(weights=weights, **kw)
         return seg
     if engine == "grabcut":
         from pipelines.segment.grabcut import GrabCutEngine

@@ -371,11 +371,12 @@ def init_weights(net: ClickNet, init: Path) -> dict:
     return {"checkpoint": str(init), "step": checkpoint.load(init, {"net": net})["step"]}
 
 
-def _latest(run: str) -> Path:
+def _latest(run: str | Path, flag: str) -> Path:
+    """The latest checkpoint folder of ``run``, or exit with a message naming ``flag``."""
     from ..train import checkpoint
     folder = checkpoint.resolve(run, "latest")
     if folder is None:
-        raise SystemExit(f"--average_with: no checkpoint under {run}/checkpoints")
+        raise SystemExit(f"{flag}: no checkpoint under {run}/checkpoints")
     return folder
 
 
@@ -405,13 +406,11 @@ def main(args) -> None:
     cfg = ClickNetConfig()
     net = ClickNet(cfg)
     if args.export:
-        folder = checkpoint.resolve(out, "latest")
-        if folder is None:
-            raise SystemExit(f"--export: no checkpoint under {out}/checkpoints to export")
+        folder = _latest(out, "--export")
         state = checkpoint.load(folder, {"net": net})
         averaged = None
         if args.average_with:
-            averaged = average_weights(net, [folder] + [_latest(r) for r in args.average_with])
+            averaged = average_weights(net, [folder] + [_latest(r, "--average_with") for r in args.average_with])
         # BatchNorm statistics from batches drawn as the run drew them (its sample mix, characters, curriculum)
         trained = state.get("config", {})
         recalibrate_bn(net, argparse.Namespace(**{**vars(args), **{k: trained[k] for k in DATA_KNOBS if k in trained}}),
