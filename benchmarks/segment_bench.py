@@ -47,14 +47,16 @@ def world_frames(size: int, clips_per_show: int, frames: int = 5):
             yield clip.frames[f], clip.masks[f], show, SHOWS[show].style
 
 
-def make_segmenter(engine: str, weights: str | None = None, refine_passes: int | None = None):
+def make_segmenter(engine: str, weights: str | None = None, refine_passes: int | None = None,
+                   flip_passes: list[str] | None = None):
     from pipelines.segment import Segmenter
     if engine == "clicknet":
         seg = Segmenter(backend="fallback")
         assert seg.engine == "clicknet", seg.status
-        if weights or refine_passes is not None:         # a candidate ClickNet, or another inference setting
+        # a candidate ClickNet, or another inference setting; what is not given stays the engine's default
+        kw = {k: v for k, v in (("refine_passes", refine_passes), ("flip_passes", flip_passes)) if v is not None}
+        if weights or kw:
             from pipelines.segment.offline import OfflineSegmenter
-            kw = {} if refine_passes is None else {"refine_passes": refine_passes}
             seg._engine = OfflineSegmenter(weights=weights, **kw)
         return seg
     if engine == "grabcut":
@@ -69,7 +71,7 @@ def quality(args) -> None:
     from pipelines.segment.protocol import click_session, pieces
     rows: list[dict] = []
     for engine in args.engines:
-        seg = make_segmenter(engine, args.weights, args.refine_passes)
+        seg = make_segmenter(engine, args.weights, args.refine_passes, _flip_passes(args))
         print(f"\n### {engine}: mean IoU after 1, 2, 3 clicks\n")
         print("| frame size | style | characters | left out (tiny) | 1 click | 2 clicks | 3 clicks | ≥ 0.95 after 3 |")
         print("|---|---|---|---|---|---|---|---|")
@@ -109,6 +111,7 @@ def quality(args) -> None:
         print(f"\n({time.time() - t0:.0f} s)")
     if args.per_character:
         Path(args.per_character).write_text(json.dumps({"weights": args.weights, "refine_passes": args.refine_passes,
+                                                        "flip_passes": _flip_passes(args),
                                                         "characters": rows}))
 
 
@@ -162,10 +165,18 @@ def speed(args) -> None:
     print("|---|---|---|---|---|---|")
     world = World(SEED + 2)
     imgs = [world.clip(i, n_characters=3, size=512, frames=1) for i in range(args.repeats)]
-    seg = Segmenter(backend="fallback")
-    _speed_rows(seg, "offline (ClickNet)", imgs, args.repeats)
+    seg = make_segmenter("clicknet", None, args.refine_passes, _flip_passes(args))
+    flips = seg._engine.flip_passes
+    _speed_rows(seg, f"offline (ClickNet, flipped passes: {', '.join(flips) or 'none'})", imgs, args.repeats)
     sam = _random_sam2(args.sam2_size)
     _speed_rows(sam, f"SAM2-tiny, random weights, {args.sam2_size}-pixel input", imgs, args.sam2_repeats)
+
+
+def _flip_passes(args) -> list[str] | None:
+    """--flip-passes: None (the engine's default), [] for ``none``, else the named passes."""
+    if args.flip_passes is None:
+        return None
+    return [] if args.flip_passes == ["none"] else list(args.flip_passes)
 
 
 def _speed_rows(seg, name, clips, repeats) -> None:
@@ -238,6 +249,9 @@ def main(argv=None):
     ap.add_argument("--refine-passes", type=int, default=None,
                     help="ClickNet: zoom-decoder passes fed with their own answer (default: the engine's, "
                          "pipelines.segment.offline.REFINE_PASSES)")
+    ap.add_argument("--flip-passes", nargs="+", choices=["global", "zoom", "none"], default=None,
+                    help="ClickNet: passes that also decode the mirrored view and average (default: the engine's, "
+                         "pipelines.segment.offline.FLIP_PASSES; 'none' turns flipping off)")
     ap.add_argument("--min-area", type=float, default=20.0, help="visible pixels at 128×128 (scaled with size)")
     ap.add_argument("--per-character", default=None,
                     help="quality: also write every character's IoU after 1-3 clicks to this JSON file (with its "

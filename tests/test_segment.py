@@ -8,6 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from pipelines.segment import Segmenter, WeightsNotFound, cutout
@@ -50,10 +51,12 @@ def test_fallback_iou_on_world_frames(seg, frames):
     assert len(allv) >= 15
     one, three = allv[:, 0].mean(), allv[:, 2].mean()
     # the shipped weights do NOT reach the issue's 0.90 / 0.95 (docs/SEGMENTATION.md has the benchmark);
-    # these floors sit just under what they reach on this sample (0.757 / 0.865; the step-2 500 weights
-    # shipped before reached 0.701 / 0.798 and fail them), so a regression fails
-    assert one >= 0.72, {k: np.mean(v, 0).round(3).tolist() for k, v in res.items()}
-    assert three >= 0.83, {k: np.mean(v, 0).round(3).tolist() for k, v in res.items()}
+    # these floors sit under what they reach on this sample with the shipped inference (0.808 / 0.913; the
+    # stop-11 weights reached 0.757 / 0.865 and fail them), so a regression of the weights fails. 26
+    # characters are too few to tell the stop-19 inference (0.790 / 0.893 with stop 19's weights) from
+    # today's: the square zoom crop and the flipped passes have tests of their own below
+    assert one >= 0.77, {k: np.mean(v, 0).round(3).tolist() for k, v in res.items()}
+    assert three >= 0.88, {k: np.mean(v, 0).round(3).tolist() for k, v in res.items()}
     assert three >= one
     for v in res.values():                               # both styles, both sizes work
         assert np.mean(v, 0)[2] >= 0.70
@@ -205,6 +208,68 @@ def test_fragmented_curriculum_draws_characters_an_occluder_cuts_into_pieces():
 def _to256(mask):
     import cv2
     return cv2.resize(mask.astype(np.float32), (256, 256), interpolation=cv2.INTER_AREA) > 0.5
+
+
+def test_the_zoom_crop_is_a_square_around_the_first_answer_as_in_training():
+    """ClickNet's zoomed training views are squares around the character; a crop stretched to the square view
+    (stop 19's) showed the network characters it never saw and cost 0.02–0.03 IoU (docs/SEGMENTATION.md)."""
+    from pipelines.segment.clicknet import ClickNet, ClickNetConfig
+    from pipelines.segment.offline import ZOOM_MARGIN, OfflineSegmenter
+    torch.manual_seed(0)
+    e = OfflineSegmenter(net=ClickNet(ClickNetConfig(size=64, widths=(8, 8, 8, 8, 8))).eval())
+    pos, one = np.array([[220.0, 250.0]]), np.array([1])
+    tall = np.zeros((512, 512), bool)
+    tall[150:350, 200:240] = True                        # 40 wide, 200 tall
+    x0, y0, x1, y1 = e._zoom_box(tall, pos, one, None, 512, 512)
+    assert x1 - x0 == y1 - y0 == int(np.ceil(200 * (1 + 2 * ZOOM_MARGIN)))
+    assert abs((x0 + x1) / 2 - 220) <= 1 and abs((y0 + y1) / 2 - 250) <= 1
+    edge = np.zeros((512, 512), bool)
+    edge[200:300, 0:30] = True                           # at the left edge: shifted inside the image
+    x0, y0, x1, y1 = e._zoom_box(edge, np.array([[10.0, 250.0]]), one, None, 512, 512)
+    assert x0 == 0 and x1 - x0 == y1 - y0
+    # a wide image whose character is nearly as tall as it: the square overhangs top and bottom evenly …
+    wide = np.zeros((200, 600), bool)
+    wide[10:190, 280:320] = True
+    x0, y0, x1, y1 = e._zoom_box(wide, np.array([[300.0, 100.0]]), one, None, 600, 200)
+    assert x1 - x0 == y1 - y0 > 200 and y0 < 0 < 200 < y1 and abs(y0 + (y1 - 200)) <= 1
+    # … and predict pastes back only the part on the image
+    e.set_image(np.random.default_rng(1).integers(0, 256, (200, 600, 3), dtype=np.uint8))
+    masks, scores, low = e.predict(np.array([[300.0, 100.0]]), one)
+    assert masks.shape == (1, 200, 600) and low.shape == (1, 256, 256) and np.isfinite(low).all()
+
+
+@torch.no_grad()                                         # as the engine's public methods run
+def test_flipped_passes_average_the_mirrored_view_exactly():
+    """With flipping on, the decoder's answer on a mirrored view with mirrored clicks is the mirror of its
+    answer: the batch-of-two pass flips the second answer back before averaging (a random ClickNet, so this
+    holds by construction, not by training)."""
+    from pipelines.segment.clicknet import ClickNet, ClickNetConfig
+    from pipelines.segment.offline import OfflineSegmenter
+    torch.manual_seed(0)
+    net = ClickNet(ClickNetConfig(size=64, widths=(8, 8, 8, 8, 8))).eval()
+    S = 64
+    view = np.random.default_rng(0).integers(0, 256, (S, S, 3), dtype=np.uint8)
+    pts, labels = np.array([[10.0, 20.0], [40.0, 33.0]]), np.array([1, 0])
+    mirrored = pts.copy()
+    mirrored[:, 0] = S - 1 - pts[:, 0]
+    outs = {}
+    for flips in ((), ("global",)):
+        e = OfflineSegmenter(net=net, flip_passes=flips)
+        a = e._decode(e._encode(view, "global"), (0, 0, S, S), pts, labels, None)
+        b = e._decode(e._encode(np.ascontiguousarray(view[:, ::-1]), "global"), (0, 0, S, S), mirrored, labels, None)
+        outs[flips] = a
+        if flips:
+            np.testing.assert_allclose(b[:, ::-1], a, atol=1e-5)
+        else:                                            # one random network alone is not mirror-symmetric
+            assert np.abs(b[:, ::-1] - a).max() > 1e-3
+    # the flipped answer is the mean of the plain answer and the mirrored pass's answer mirrored back
+    plain = outs[()]
+    e = OfflineSegmenter(net=net, flip_passes=())
+    back = e._decode(e._encode(np.ascontiguousarray(view[:, ::-1]), "global"), (0, 0, S, S), mirrored, labels,
+                     None)[:, ::-1]
+    np.testing.assert_allclose(outs[("global",)], (plain + back) / 2, atol=1e-5)
+    with pytest.raises(ValueError, match="flip_passes: unknown pass.*'global' and 'zoom'"):
+        OfflineSegmenter(net=net, flip_passes=("global", "sideways"))
 
 
 def test_box_prompt_stays_inside_the_box(seg, frames):

@@ -4,11 +4,13 @@ seen through two views, with SAM's predictor conventions.
 Owns turning clicks, a box and a previous mask into full-resolution masks without SAM2 weights:
 
 1. ``set_image`` encodes the whole image, stretched to the network's square view, once;
-2. ``predict`` runs the prompt decoder on that view (cheap), then a *zoom-in* pass: the region around the
+2. ``predict`` runs the prompt decoder on that view (cheap), then a *zoom-in* pass: a square around the
    first result (or the box) is cropped from the full-resolution image and segmented again at the
    network's full view size, so small characters and 512-pixel edges come out sharp (the zoom-in of
-   RITM/FocalClick); the zoomed logits replace the global ones inside the crop;
-3. low-resolution logits are the full mask logits resampled to 256 × 256 over the whole image — the same
+   RITM/FocalClick); the zoomed logits replace the global ones inside the crop. Square, because the
+   network's zoomed training views are: a crop stretched to the view shows it characters it never saw;
+3. each pass in ``FLIP_PASSES`` also sees its view mirrored (a batch of two) and averages the two answers;
+4. low-resolution logits are the full mask logits resampled to 256 × 256 over the whole image — the same
    geometry as SAM2's, so either engine's output can be fed back as ``mask_input``.
 
 Inputs arrive validated (``pipelines.segment.predictor`` checks them): image uint8 (H, W, 3), points
@@ -28,7 +30,9 @@ from ..paths import models_dir
 from .clicknet import WEIGHTS_NAME, ClickNet, load_clicknet, prompt_maps
 from .inputs import LOW_RES
 
-ZOOM_MARGIN = 0.4          # crop = bounding box of the first result grown by 40 % on each side …
+# the zoom crop is a square (as the network's zoomed training views are: a stretched crop is a character it
+# never saw) whose side is the longer side of the first result's bounding box grown by 20 % on each side …
+ZOOM_MARGIN = 0.2
 ZOOM_MIN_FRACTION = 0.12   # … but at least 12 % of the image side, so a click on a tiny part still has context
 # where a box-only prompt tries its positive click (fractions of the box): centre, then up and down the
 # middle (head, legs of a standing character) and left and right of it
@@ -36,6 +40,9 @@ BOX_SEEDS = ((0.5, 0.5), (0.5, 0.3), (0.5, 0.7), (0.35, 0.5), (0.65, 0.5))
 REJECTED_LOGIT = -4.0      # what a rejected pixel's logit is pushed down to: below every threshold predict uses
 SPLIT_MAX_SHARE = 0.25     # an overruled negative click drops its watershed region only up to this share of the mask
 REFINE_PASSES = 0          # extra zoom-decoder passes fed with their own answer
+# passes that also see the view mirrored left-right and average the two answers' logits (flip test-time
+# augmentation): the world's characters and scenes are left-right symmetric in law, the network is not exactly
+FLIP_PASSES = ("global", "zoom")
 
 
 def default_weights() -> Path:
@@ -46,9 +53,14 @@ class OfflineSegmenter:
     name = "clicknet"
 
     def __init__(self, net: ClickNet | None = None, weights: str | Path | None = None,
-                 device: torch.device | str | None = None, refine_passes: int = REFINE_PASSES):
+                 device: torch.device | str | None = None, refine_passes: int = REFINE_PASSES,
+                 flip_passes: tuple[str, ...] | list[str] = FLIP_PASSES):
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.refine_passes = int(refine_passes)
+        unknown = set(flip_passes) - {"global", "zoom"}
+        if unknown:
+            raise ValueError(f"flip_passes: unknown pass(es) {sorted(unknown)}; choose from 'global' and 'zoom'")
+        self.flip_passes = tuple(flip_passes)
         self.net = net if net is not None else load_clicknet(weights or default_weights(), self.device)
         self.size = self.net.cfg.size
         self.reset()
@@ -65,14 +77,18 @@ class OfflineSegmenter:
     @torch.no_grad()
     def set_image(self, image: np.ndarray) -> None:
         self._image = image
-        self._feats = self.net.encoder(self._tensor(self._view(image, (0.0, 0.0, image.shape[1], image.shape[0]))))
+        self._feats = self._encode(self._view(image, (0.0, 0.0, image.shape[1], image.shape[0])), "global")
 
     def _view(self, image: np.ndarray, box) -> np.ndarray:
         """The box (x0, y0, x1, y1) of ``image`` resampled to the square view (zeros outside the image)."""
         return resample(image, box, self.size)
 
-    def _tensor(self, view: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(view).to(self.device).permute(2, 0, 1)[None].float().div(255.0)
+    def _encode(self, view: np.ndarray, pass_name: str) -> tuple[torch.Tensor, ...]:
+        """Encoder features of the view; a batch of two — the view and its mirror image — when this pass flips."""
+        x = torch.from_numpy(view).to(self.device).permute(2, 0, 1)[None].float().div(255.0)
+        if pass_name in self.flip_passes:
+            x = torch.cat([x, x.flip(-1)])
+        return self.net.encoder(x)
 
     # ---- per click --------------------------------------------------------------------------------------
     def predict(self, points: np.ndarray, labels: np.ndarray, box: np.ndarray | None = None,
@@ -107,14 +123,16 @@ class OfflineSegmenter:
         crop = self._zoom_box(full > 0, points, labels, box, W, H)
         if crop is not None:
             x0, y0, x1, y1 = crop
-            feats = self.net.encoder(self._tensor(self._view(img, crop)))
+            feats = self._encode(self._view(img, crop), "zoom")
             # the global answer (which already took mask_input into account) is the zoom pass's mask prompt;
             # then the zoomed answer is fed back ``refine_passes`` times (RITM-style iterative inference)
             prompt = full
             for _ in range(1 + self.refine_passes):
-                z = self._decode(feats, crop, points, labels, prompt)
-                prompt = full.copy()
-                prompt[y0:y1, x0:x1] = resample(z, (0, 0, self.size, self.size), None, out_hw=(y1 - y0, x1 - x0))
+                z = resample(self._decode(feats, crop, points, labels, prompt), (0, 0, self.size, self.size), None,
+                             out_hw=(y1 - y0, x1 - x0))
+                prompt = full.copy()                      # the part of the crop that lies on the image
+                ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
+                prompt[iy0:iy1, ix0:ix1] = z[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
             full = prompt
             if box is not None:
                 full = _outside_box(full, box)
@@ -146,12 +164,21 @@ class OfflineSegmenter:
         prev = None
         if prev_full is not None:
             prev = 1.0 / (1.0 + np.exp(-np.clip(resample(prev_full, view_box, S), -30, 30)))
-        p = prompt_maps(pv[inside], labels[inside], prev, S, self.net.cfg.click_radius)
-        out = self.net.decoder(feats, torch.from_numpy(p)[None].to(self.device))
+        p = torch.from_numpy(prompt_maps(pv[inside], labels[inside], prev, S, self.net.cfg.click_radius))[None]
+        p = p.to(self.device)
+        if feats[0].shape[0] == 2:                        # a flipped pass: the mirrored prompts on the mirrored view
+            out = self.net.decoder(feats, torch.cat([p, p.flip(-1)]))
+            out = (out[:1] + out[1:].flip(-1)) / 2
+        else:
+            out = self.net.decoder(feats, p)
         out = torch.nn.functional.interpolate(out, size=(S, S), mode="bilinear", align_corners=False)
         return out[0, 0].cpu().numpy()
 
     def _zoom_box(self, mask: np.ndarray, points, labels, box, W: int, H: int):
+        """The square zoom crop (x0, y0, x1, y1) in whole pixels around the first result and the positive clicks
+        (or the box), or None when the global view already is that view. Kept inside the image where it fits
+        (the network was trained mostly on in-image crops); where it is larger than the image it overhangs both
+        edges evenly and the overhang is zeros, as in training."""
         if box is not None:
             x0, y0, x1, y1 = (float(v) for v in box)
         else:
@@ -160,18 +187,15 @@ class OfflineSegmenter:
             xs = np.concatenate([xs, pos[:, 0]])
             ys = np.concatenate([ys, pos[:, 1]])
             x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-        bw, bh = x1 - x0, y1 - y0
-        side_min = ZOOM_MIN_FRACTION * max(W, H)
-        bw, bh = max(bw * (1 + 2 * ZOOM_MARGIN), side_min), max(bh * (1 + 2 * ZOOM_MARGIN), side_min)
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        # keep the crop inside the image where possible: the network was trained on in-image crops
-        bw, bh = int(np.ceil(min(bw, W))), int(np.ceil(min(bh, H)))
-        if bw >= 0.9 * W and bh >= 0.9 * H and max(W, H) <= self.size * 1.2:
+        side = int(np.ceil(max(max(x1 - x0, y1 - y0) * (1 + 2 * ZOOM_MARGIN), ZOOM_MIN_FRACTION * max(W, H))))
+        if W == H and side >= 0.9 * W and W <= self.size * 1.2:
             return None                                   # the global view already is this view
-        # whole pixels, so the zoomed logits paste back without a sub-pixel shift
-        x0 = int(np.clip(round(cx - bw / 2), 0, W - bw))
-        y0 = int(np.clip(round(cy - bh / 2), 0, H - bh))
-        return x0, y0, x0 + bw, y0 + bh
+
+        def start(c: float, n: int) -> int:               # whole pixels: the zoomed logits paste back unshifted
+            return int(np.clip(round(c - side / 2), 0, n - side)) if side <= n else int(round((n - side) / 2))
+
+        cx, cy = start((x0 + x1) / 2, W), start((y0 + y1) / 2, H)
+        return cx, cy, cx + side, cy + side
 
 
 def resample(a: np.ndarray, box, size: int | None, out_hw: tuple[int, int] | None = None) -> np.ndarray:
