@@ -194,8 +194,8 @@ class OfflineSegmenter:
         def start(c: float, n: int) -> int:               # whole pixels: the zoomed logits paste back unshifted
             return int(np.clip(round(c - side / 2), 0, n - side)) if side <= n else int(round((n - side) / 2))
 
-        cx, cy = start((x0 + x1) / 2, W), start((y0 + y1) / 2, H)
-        return cx, cy, cx + side, cy + side
+        left, top = start((x0 + x1) / 2, W), start((y0 + y1) / 2, H)
+        return left, top, left + side, top + side
 
 
 def resample(a: np.ndarray, box, size: int | None, out_hw: tuple[int, int] | None = None) -> np.ndarray:
