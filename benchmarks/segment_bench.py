@@ -249,7 +249,8 @@ def main(argv=None):
     ap.add_argument("--refine-passes", type=int, default=None,
                     help="ClickNet: zoom-decoder passes fed with their own answer (default: the engine's, "
                          "pipelines.segment.offline.REFINE_PASSES)")
-    ap.add_argument("--flip-passes", nargs="+", choices=["global", "zoom", "none"], default=None,
+    from pipelines.segment.offline import PASSES
+    ap.add_argument("--flip-passes", nargs="+", choices=[*PASSES, "none"], default=None,
                     help="ClickNet: passes that also decode the mirrored view and average (default: the engine's, "
                          "pipelines.segment.offline.FLIP_PASSES; 'none' turns flipping off)")
     ap.add_argument("--min-area", type=float, default=20.0, help="visible pixels at 128×128 (scaled with size)")

@@ -210,13 +210,18 @@ def _to256(mask):
     return cv2.resize(mask.astype(np.float32), (256, 256), interpolation=cv2.INTER_AREA) > 0.5
 
 
+def _tiny_clicknet(size: int = 64):
+    """A random 64-pixel ClickNet: for the engine's geometry and arithmetic, not its quality."""
+    from pipelines.segment.clicknet import ClickNet, ClickNetConfig
+    torch.manual_seed(0)
+    return ClickNet(ClickNetConfig(size=size, widths=(8, 8, 8, 8, 8))).eval()
+
+
 def test_the_zoom_crop_is_a_square_around_the_first_answer_as_in_training():
     """ClickNet's zoomed training views are squares around the character; a crop stretched to the square view
     (stop 19's) showed the network characters it never saw and cost 0.02–0.03 IoU (docs/SEGMENTATION.md)."""
-    from pipelines.segment.clicknet import ClickNet, ClickNetConfig
     from pipelines.segment.offline import ZOOM_MARGIN, OfflineSegmenter
-    torch.manual_seed(0)
-    e = OfflineSegmenter(net=ClickNet(ClickNetConfig(size=64, widths=(8, 8, 8, 8, 8))).eval())
+    e = OfflineSegmenter(net=_tiny_clicknet())
     pos, one = np.array([[220.0, 250.0]]), np.array([1])
     tall = np.zeros((512, 512), bool)
     tall[150:350, 200:240] = True                        # 40 wide, 200 tall
@@ -243,11 +248,9 @@ def test_flipped_passes_average_the_mirrored_view_exactly():
     """With flipping on, the decoder's answer on a mirrored view with mirrored clicks is the mirror of its
     answer: the batch-of-two pass flips the second answer back before averaging (a random ClickNet, so this
     holds by construction, not by training)."""
-    from pipelines.segment.clicknet import ClickNet, ClickNetConfig
     from pipelines.segment.offline import OfflineSegmenter
-    torch.manual_seed(0)
-    net = ClickNet(ClickNetConfig(size=64, widths=(8, 8, 8, 8, 8))).eval()
     S = 64
+    net = _tiny_clicknet(S)
     view = np.random.default_rng(0).integers(0, 256, (S, S, 3), dtype=np.uint8)
     pts, labels = np.array([[10.0, 20.0], [40.0, 33.0]]), np.array([1, 0])
     mirrored = pts.copy()
@@ -257,17 +260,14 @@ def test_flipped_passes_average_the_mirrored_view_exactly():
         e = OfflineSegmenter(net=net, flip_passes=flips)
         a = e._decode(e._encode(view, "global"), (0, 0, S, S), pts, labels, None)
         b = e._decode(e._encode(np.ascontiguousarray(view[:, ::-1]), "global"), (0, 0, S, S), mirrored, labels, None)
-        outs[flips] = a
+        outs[flips] = a, b[:, ::-1]
         if flips:
             np.testing.assert_allclose(b[:, ::-1], a, atol=1e-5)
         else:                                            # one random network alone is not mirror-symmetric
             assert np.abs(b[:, ::-1] - a).max() > 1e-3
     # the flipped answer is the mean of the plain answer and the mirrored pass's answer mirrored back
-    plain = outs[()]
-    e = OfflineSegmenter(net=net, flip_passes=())
-    back = e._decode(e._encode(np.ascontiguousarray(view[:, ::-1]), "global"), (0, 0, S, S), mirrored, labels,
-                     None)[:, ::-1]
-    np.testing.assert_allclose(outs[("global",)], (plain + back) / 2, atol=1e-5)
+    plain, back = outs[()]
+    np.testing.assert_allclose(outs[("global",)][0], (plain + back) / 2, atol=1e-5)
     with pytest.raises(ValueError, match="flip_passes: unknown pass.*'global' and 'zoom'"):
         OfflineSegmenter(net=net, flip_passes=("global", "sideways"))
 

@@ -42,7 +42,8 @@ SPLIT_MAX_SHARE = 0.25     # an overruled negative click drops its watershed reg
 REFINE_PASSES = 0          # extra zoom-decoder passes fed with their own answer
 # passes that also see the view mirrored left-right and average the two answers' logits (flip test-time
 # augmentation): the world's characters and scenes are left-right symmetric in law, the network is not exactly
-FLIP_PASSES = ("global", "zoom")
+PASSES = ("global", "zoom")  # the engine's two views, by the names FLIP_PASSES uses
+FLIP_PASSES = PASSES
 
 
 def default_weights() -> Path:
@@ -57,9 +58,10 @@ class OfflineSegmenter:
                  flip_passes: tuple[str, ...] | list[str] = FLIP_PASSES):
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.refine_passes = int(refine_passes)
-        unknown = set(flip_passes) - {"global", "zoom"}
+        unknown = set(flip_passes) - set(PASSES)
         if unknown:
-            raise ValueError(f"flip_passes: unknown pass(es) {sorted(unknown)}; choose from 'global' and 'zoom'")
+            raise ValueError(f"flip_passes: unknown pass(es) {sorted(unknown)}; choose from "
+                             + " and ".join(repr(p) for p in PASSES))
         self.flip_passes = tuple(flip_passes)
         self.net = net if net is not None else load_clicknet(weights or default_weights(), self.device)
         self.size = self.net.cfg.size
