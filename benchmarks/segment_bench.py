@@ -48,13 +48,14 @@ def world_frames(size: int, clips_per_show: int, frames: int = 5):
 
 
 def make_segmenter(engine: str, weights: str | None = None, refine_passes: int | None = None,
-                   flip_passes: list[str] | None = None):
+                   flip_passes: list[str] | None = None, edge_scale: float | None = None):
     from pipelines.segment import Segmenter
     if engine == "clicknet":
         seg = Segmenter(backend="fallback")
         assert seg.engine == "clicknet", seg.status
         # a candidate ClickNet, or another inference setting; what is not given stays the engine's default
-        kw = {k: v for k, v in (("refine_passes", refine_passes), ("flip_passes", flip_passes)) if v is not None}
+        kw = {k: v for k, v in (("refine_passes", refine_passes), ("flip_passes", flip_passes),
+                                ("edge_scale", edge_scale)) if v is not None}
         if weights or kw:
             from pipelines.segment.offline import OfflineSegmenter
             seg._engine = OfflineSegmenter(weights=weights, **kw)
@@ -71,7 +72,7 @@ def quality(args) -> None:
     from pipelines.segment.protocol import click_session, pieces
     rows: list[dict] = []
     for engine in args.engines:
-        seg = make_segmenter(engine, args.weights, args.refine_passes, _flip_passes(args))
+        seg = make_segmenter(engine, args.weights, args.refine_passes, _flip_passes(args), args.edge_scale)
         print(f"\n### {engine}: mean IoU after 1, 2, 3 clicks\n")
         print("| frame size | style | characters | left out (tiny) | 1 click | 2 clicks | 3 clicks | ≥ 0.95 after 3 |")
         print("|---|---|---|---|---|---|---|---|")
@@ -112,6 +113,7 @@ def quality(args) -> None:
     if args.per_character:
         Path(args.per_character).write_text(json.dumps({"weights": args.weights, "refine_passes": args.refine_passes,
                                                         "flip_passes": _flip_passes(args),
+                                                        "edge_scale": args.edge_scale,
                                                         "characters": rows}))
 
 
@@ -165,9 +167,10 @@ def speed(args) -> None:
     print("|---|---|---|---|---|---|")
     world = World(SEED + 2)
     imgs = [world.clip(i, n_characters=3, size=512, frames=1) for i in range(args.repeats)]
-    seg = make_segmenter("clicknet", None, args.refine_passes, _flip_passes(args))
-    flips = seg._engine.flip_passes
-    _speed_rows(seg, f"offline (ClickNet, flipped passes: {', '.join(flips) or 'none'})", imgs, args.repeats)
+    seg = make_segmenter("clicknet", None, args.refine_passes, _flip_passes(args), args.edge_scale)
+    eng = seg._engine
+    _speed_rows(seg, f"offline (ClickNet, flipped passes: {', '.join(eng.flip_passes) or 'none'}, edge scale "
+                     f"{eng.edge_scale:g})", imgs, args.repeats)
     sam = _random_sam2(args.sam2_size)
     _speed_rows(sam, f"SAM2-tiny, random weights, {args.sam2_size}-pixel input", imgs, args.sam2_repeats)
 
@@ -253,6 +256,9 @@ def main(argv=None):
     ap.add_argument("--flip-passes", nargs="+", choices=[*PASSES, "none"], default=None,
                     help="ClickNet: passes that also decode the mirrored view and average (default: the engine's, "
                          "pipelines.segment.offline.FLIP_PASSES; 'none' turns flipping off)")
+    ap.add_argument("--edge-scale", type=float, default=None,
+                    help="ClickNet: edge snapping's guided-filter radius in decoder pixels of the last pass (default: "
+                         "the engine's, pipelines.segment.offline.EDGE_SCALE; 0 turns snapping off)")
     ap.add_argument("--min-area", type=float, default=20.0, help="visible pixels at 128×128 (scaled with size)")
     ap.add_argument("--per-character", default=None,
                     help="quality: also write every character's IoU after 1-3 clicks to this JSON file (with its "

@@ -8,7 +8,8 @@ videos. SAM2 when its weights are on the machine, an offline engine otherwise.
     rgba = cutout(image, masks[0])
 
 Modules: ``predictor`` (the Segmenter facade), ``inputs`` (checking what users pass), ``sam2_engine``
-(SAM2), ``offline`` + ``clicknet`` (the offline engine and its network; ``train`` trains it), ``grabcut``
+(SAM2), ``offline`` + ``clicknet`` (the offline engine and its network; ``train`` trains it; ``edges``
+snaps its answer's edge onto the image's), ``grabcut``
 (last resort without any weights), ``track`` (video propagation without SAM2), ``cutout``, ``protocol``
 (simulated clicks and IoU, shared by training, benchmark and tests).
 """

@@ -10,7 +10,10 @@ Owns turning clicks, a box and a previous mask into full-resolution masks withou
    RITM/FocalClick); the zoomed logits replace the global ones inside the crop. Square, because the
    network's zoomed training views are: a crop stretched to the view shows it characters it never saw;
 3. each pass in ``FLIP_PASSES`` also sees its view mirrored (a batch of two) and averages the two answers;
-4. low-resolution logits are the full mask logits resampled to 256 × 256 over the whole image — the same
+4. the answer's edge is snapped onto the image's edges (``edges.snap_logits``, a colour guided filter whose
+   window spans about one of the last pass's decoder pixels): the network answers at half its view's
+   resolution, so at 512 pixels its edge would otherwise cut across the character's outline;
+5. low-resolution logits are the full mask logits resampled to 256 × 256 over the whole image — the same
    geometry as SAM2's, so either engine's output can be fed back as ``mask_input``.
 
 Inputs arrive validated (``pipelines.segment.predictor`` checks them): image uint8 (H, W, 3), points
@@ -28,6 +31,7 @@ import torch
 
 from ..paths import models_dir
 from .clicknet import WEIGHTS_NAME, ClickNet, load_clicknet, prompt_maps
+from .edges import snap_logits
 from .inputs import LOW_RES
 
 # the zoom crop is a square (as the network's zoomed training views are: a stretched crop is a character it
@@ -44,6 +48,10 @@ REFINE_PASSES = 0          # extra zoom-decoder passes fed with their own answer
 # augmentation): the world's characters and scenes are left-right symmetric in law, the network is not exactly
 PASSES = ("global", "zoom")  # the engine's two views, by the names FLIP_PASSES uses
 FLIP_PASSES = PASSES
+# edge snapping: the guided filter's window radius is EDGE_SCALE × the image pixels one decoder output pixel of
+# the last pass spans (at least 1 pixel; 0 turns snapping off), its regulariser EDGE_EPS (colours in [0, 1])
+EDGE_SCALE = 1.0
+EDGE_EPS = 1e-4
 
 
 def default_weights() -> Path:
@@ -55,7 +63,7 @@ class OfflineSegmenter:
 
     def __init__(self, net: ClickNet | None = None, weights: str | Path | None = None,
                  device: torch.device | str | None = None, refine_passes: int = REFINE_PASSES,
-                 flip_passes: tuple[str, ...] | list[str] = FLIP_PASSES):
+                 flip_passes: tuple[str, ...] | list[str] = FLIP_PASSES, edge_scale: float = EDGE_SCALE):
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.refine_passes = int(refine_passes)
         unknown = set(flip_passes) - set(PASSES)
@@ -63,6 +71,9 @@ class OfflineSegmenter:
             raise ValueError(f"flip_passes: unknown pass(es) {sorted(unknown)}; choose from "
                              + " and ".join(repr(p) for p in PASSES))
         self.flip_passes = tuple(flip_passes)
+        if edge_scale < 0:
+            raise ValueError(f"edge_scale: {edge_scale}; use 0 (no edge snapping) or a positive window scale")
+        self.edge_scale = float(edge_scale)
         self.net = net if net is not None else load_clicknet(weights or default_weights(), self.device)
         self.size = self.net.cfg.size
         self.reset()
@@ -123,7 +134,9 @@ class OfflineSegmenter:
             full = _outside_box(full, box)
         # 2. zoom-in around the first result (or inside the box)
         crop = self._zoom_box(full > 0, points, labels, box, W, H)
+        view_side = max(W, H)                            # image pixels the last pass's view spans
         if crop is not None:
+            view_side = crop[2] - crop[0]
             x0, y0, x1, y1 = crop
             feats = self._encode(self._view(img, crop), "zoom")
             # the global answer (which already took mask_input into account) is the zoom pass's mask prompt;
@@ -136,8 +149,12 @@ class OfflineSegmenter:
                 ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
                 prompt[iy0:iy1, ix0:ix1] = z[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
             full = prompt
-            if box is not None:
-                full = _outside_box(full, box)
+        # 3. the edge onto the image's edges, over a window of about one decoder output pixel
+        if self.edge_scale > 0:
+            radius = max(1, int(round(self.edge_scale * view_side / (self.size / 2))))
+            full = snap_logits(full, img, radius, EDGE_EPS)
+        if box is not None:
+            full = _outside_box(full, box)
         return _obey_negative_clicks(full, points, labels, prev_full, img).astype(np.float32)
 
     def _box_logits(self, points, labels, box, mask_input) -> np.ndarray:
