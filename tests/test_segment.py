@@ -144,6 +144,17 @@ def test_an_overruled_negative_click_on_the_object_splits_off_the_part_along_its
     flat = np.full((60, 40, 3), 120, np.uint8)
     out = _obey_negative_clicks(logits, np.array([[20.0, 50.0], [20.0, 6.0]]), labs, None, flat)
     assert out[6, 20] < -1 and (out > 0).sum() > 0.9 * (logits > 0).sum()
+    # a negative click on a sliver of spill along the mask's edge: the flood behind it reaches the head, much
+    # farther than the click is from the edge (SPLIT_REACH), so the head stays and only the clicked spot goes
+    img = np.full((80, 50, 3), 200, np.uint8)
+    img[22:75, 8:42] = (40, 90, 200)             # a body …
+    img[20:22, 8:42] = 0                         # … its outline …
+    img[5:20, 17:33] = (220, 30, 30)             # … and a head
+    logits = np.full((80, 50), -5.0, np.float32)
+    logits[20:75, 8:42] = logits[5:20, 17:33] = 2.0
+    logits[5:20, 15:17] = 2.0                    # spill: two columns of background beside the head
+    out = _obey_negative_clicks(logits, np.array([[25.0, 50.0], [15.0, 12.0]]), labs, None, img)
+    assert out[12, 15] < -1 and (out[5:20, 17:33] > 0).all() and (out[20:75, 8:42] > 0).all()
 
 
 def test_spill_samples_claim_a_neighbour_and_click_it_negative():

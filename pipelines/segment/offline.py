@@ -42,7 +42,9 @@ ZOOM_MIN_FRACTION = 0.12   # … but at least 12 % of the image side, so a click
 # middle (head, legs of a standing character) and left and right of it
 BOX_SEEDS = ((0.5, 0.5), (0.5, 0.3), (0.5, 0.7), (0.35, 0.5), (0.65, 0.5))
 REJECTED_LOGIT = -4.0      # what a rejected pixel's logit is pushed down to: below every threshold predict uses
-SPLIT_MAX_SHARE = 0.25     # an overruled negative click drops its watershed region only up to this share of the mask
+SPLIT_MAX_SHARE = 0.25     # an overruled negative click drops its watershed region only up to this share of the mask …
+SPLIT_REACH = 3.0          # … and only if the region lies within this many times the click's distance to the mask's
+                           # edge (at least 2 pixels) of the click: a click on a sliver at the edge drops a sliver
 REFINE_PASSES = 0          # extra zoom-decoder passes fed with their own answer
 # passes that also see the view mirrored left-right and average the two answers' logits (flip test-time
 # augmentation): the world's characters and scenes are left-right symmetric in law, the network is not exactly
@@ -259,7 +261,8 @@ def _obey_negative_clicks(logits: np.ndarray, points: np.ndarray, labels: np.nda
     uses. A negative click on the piece that holds a positive click trims the object: when the network
     still keeps the clicked pixel, the piece is split between the clicks along the image's edges (marker
     watershed, ``image`` given) and the part that floods from the negative click is dropped — or, when that
-    part would exceed ``SPLIT_MAX_SHARE`` of the mask, only the clicked spot."""
+    part would exceed ``SPLIT_MAX_SHARE`` of the mask or reach farther from its click than ``SPLIT_REACH`` times the
+    click's distance to the mask's edge, only the clicked spot."""
     neg, pos = points[labels == 0], points[labels == 1]
     if len(neg) == 0:
         return logits
@@ -321,10 +324,18 @@ def _split_off_negative_clicks(logits: np.ndarray, pos: np.ndarray, neg: np.ndar
     m = mask[y0:y1, x0:x1]
     markers[~m] = 0
     drop = watershed(grad, markers, mask=m) == 2
+    # how far the part may reach: a click at the centre of what should go (the protocol's, and a user's) sits
+    # about as far from that part's edge as the part is wide, so a click on a sliver along the mask's edge
+    # may take a sliver, not the head the flood found behind it
+    edge_dist = cv2.distanceTransform(np.pad(m, 1).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    reach = np.zeros(m.shape, np.uint8)
+    for x, y in overruled:
+        r = SPLIT_REACH * max(float(edge_dist[y - y0, x - x0]), 2.0)
+        cv2.circle(reach, (int(x - x0), int(y - y0)), int(np.ceil(r)), 1, -1)
     out = logits.copy()
-    if drop.sum() <= SPLIT_MAX_SHARE * m.sum():
+    if drop.sum() <= SPLIT_MAX_SHARE * m.sum() and not (drop & (reach == 0)).any():
         out[y0:y1, x0:x1][drop] = np.minimum(out[y0:y1, x0:x1][drop], REJECTED_LOGIT)
-    else:                 # the flood would take a large share: only the clicked spot goes (the disk of the click)
+    else:                 # too large a share, or too far: only the clicked spot goes (the disk of the click)
         spot = np.zeros((H, W), np.uint8)
         for x, y in overruled:
             cv2.circle(spot, (int(x), int(y)), max(1, int(round(0.01 * max(H, W)))), 1, -1)
