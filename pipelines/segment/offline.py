@@ -5,7 +5,7 @@ Owns turning clicks, a box and a previous mask into full-resolution masks withou
 
 1. ``set_image`` encodes the whole image, stretched to the network's square view, once;
 2. ``predict`` runs the prompt decoder on that view (cheap), then a *zoom-in* pass: a square around the
-   first result (or the box) is cropped from the full-resolution image and segmented again at the
+   first result and what it was unsure of (logits above ``ZOOM_FLOOR``), or around the box, is cropped from the full-resolution image and segmented again at the
    network's full view size, so small characters and 512-pixel edges come out sharp (the zoom-in of
    RITM/FocalClick); the zoomed logits replace the global ones inside the crop. Square, because the
    network's zoomed training views are: a crop stretched to the view shows it characters it never saw;
@@ -37,6 +37,7 @@ from .inputs import LOW_RES
 # the zoom crop is a square (as the network's zoomed training views are: a stretched crop is a character it
 # never saw) whose side is the longer side of the first result's bounding box grown by 20 % on each side …
 ZOOM_MARGIN = 0.2
+ZOOM_FLOOR = -2.0          # the crop holds the first result and what it was unsure of: pixels with logits above this
 ZOOM_MIN_FRACTION = 0.12   # … but at least 12 % of the image side, so a click on a tiny part still has context
 # where a box-only prompt tries its positive click (fractions of the box): centre, then up and down the
 # middle (head, legs of a standing character) and left and right of it
@@ -135,7 +136,7 @@ class OfflineSegmenter:
         if box is not None:
             full = _outside_box(full, box)
         # 2. zoom-in around the first result (or inside the box)
-        crop = self._zoom_box(full > 0, points, labels, box, W, H)
+        crop = self._zoom_box(full > ZOOM_FLOOR, points, labels, box, W, H)
         view_side = max(W, H)                            # image pixels the last pass's view spans
         if crop is not None:
             view_side = crop[2] - crop[0]
