@@ -2,7 +2,7 @@
 count), video propagation quality, and speed of the offline engine and of SAM2-tiny.
 
     python -m benchmarks.segment_bench quality [--clips-per-show 16] [--sizes 512 128] [--engines clicknet grabcut]
-        [--weights FILE] [--per-character A.json]
+        [--weights FILE] [--per-character A.json] [--prompt clicks|box]
     python -m benchmarks.segment_bench compare A.json B.json     # paired: weights A − weights B, per size and click
     python -m benchmarks.segment_bench video [--clips-per-show 4] [--sizes 128 256]
     python -m benchmarks.segment_bench speed [--repeats 30]
@@ -73,8 +73,12 @@ def quality(args) -> None:
     rows: list[dict] = []
     for engine in args.engines:
         seg = make_segmenter(engine, args.weights, args.refine_passes, _flip_passes(args), args.edge_scale)
-        print(f"\n### {engine}: mean IoU after 1, 2, 3 clicks\n")
-        print("| frame size | style | characters | left out (tiny) | 1 click | 2 clicks | 3 clicks | ≥ 0.95 after 3 |")
+        boxed = args.prompt == "box"
+        first = "the box, the box + 1 click, + 2 clicks" if boxed else "1, 2, 3 clicks"
+        cols = ("box", "box + 1 click", "box + 2 clicks") if boxed else ("1 click", "2 clicks", "3 clicks")
+        ends = "box / box + 2 clicks" if boxed else "1 / 3 clicks"
+        print(f"\n### {engine}: mean IoU after {first}\n")
+        print(f"| frame size | style | characters | left out (tiny) | {' | '.join(cols)} | ≥ 0.95 after 3 |")
         print("|---|---|---|---|---|---|---|---|")
         t0 = time.time()
         for size in args.sizes:
@@ -89,7 +93,7 @@ def quality(args) -> None:
                     if m.sum() < min_area:
                         left[style] += int(m.any())
                         continue
-                    r = click_session(seg, m, 3)
+                    r = click_session(seg, m, 3, box=boxed)
                     n_pieces = pieces(m)
                     res[style].append(r)
                     per_show.setdefault(show, []).append(r)
@@ -103,17 +107,17 @@ def quality(args) -> None:
                 print(f"| {size} | {style} | {len(v)} | {lo} | {m[0]:.3f} | {m[1]:.3f} | {m[2]:.3f} | "
                       f"{(v[:, 2] >= 0.95).mean():.0%} |")
             print("| | per show: " + ", ".join(f"{s} {np.mean(per_show[s], 0)[0]:.3f} / {np.mean(per_show[s], 0)[2]:.3f}"
-                                              for s in per_show) + " (1 / 3 clicks) | | | | | | |")
+                                              for s in per_show) + f" ({ends}) | | | | | | |")
             loss = 1 - np.array(res["cartoon"] + res["live-action"])
             print("| | by visible pieces: " + ", ".join(
                 f"{k} {len(v)}: {np.mean(v, 0)[0]:.3f} / {np.mean(v, 0)[2]:.3f}, "
-                f"{(1 - np.array(v)).sum(0)[0] / max(loss.sum(0)[0], 1e-9):.0%} of the loss after 1 click"
-                for k, v in by_pieces.items() if v) + " (1 / 3 clicks) | | | | | | |")
+                f"{(1 - np.array(v)).sum(0)[0] / max(loss.sum(0)[0], 1e-9):.0%} of the loss after {cols[0]}"
+                for k, v in by_pieces.items() if v) + f" ({ends}) | | | | | | |")
         print(f"\n({time.time() - t0:.0f} s)")
     if args.per_character:
         Path(args.per_character).write_text(json.dumps({"weights": args.weights, "refine_passes": args.refine_passes,
                                                         "flip_passes": _flip_passes(args),
-                                                        "edge_scale": args.edge_scale,
+                                                        "edge_scale": args.edge_scale, "prompt": args.prompt,
                                                         "characters": rows}))
 
 
@@ -256,6 +260,9 @@ def main(argv=None):
     ap.add_argument("--flip-passes", nargs="+", choices=[*PASSES, "none"], default=None,
                     help="ClickNet: passes that also decode the mirrored view and average (default: the engine's, "
                          "pipelines.segment.offline.FLIP_PASSES; 'none' turns flipping off)")
+    ap.add_argument("--prompt", choices=["clicks", "box"], default="clicks",
+                    help="quality: the first prompt is a click (default) or the character's bounding box alone; "
+                         "the later clicks are added to it")
     ap.add_argument("--edge-scale", type=float, default=None,
                     help="ClickNet: edge snapping's guided-filter radius in decoder pixels of the last pass (default: "
                          "the engine's, pipelines.segment.offline.EDGE_SCALE; 0 turns snapping off)")

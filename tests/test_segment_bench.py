@@ -40,3 +40,19 @@ def test_quality_writes_every_character(tmp_path, capsys):
     assert np.mean([r["iou"][0] for r in rows]) == pytest.approx(mean1, abs=6e-4)
     same = segment_bench.compare(str(out), str(out))
     assert all(r["diff"] == 0 for r in same)
+
+
+def test_quality_box_protocol_starts_from_the_box(tmp_path, capsys):
+    """``--prompt box``: the file says so, the table's columns name the box, and the first answers are the box's
+    (not the first click's): same characters, other IoUs."""
+    clicks, boxed = tmp_path / "clicks.json", tmp_path / "box.json"
+    segment_bench.main(["quality", "--clips-per-show", "1", "--sizes", "128", "--per-character", str(clicks)])
+    capsys.readouterr()
+    segment_bench.main(["quality", "--clips-per-show", "1", "--sizes", "128", "--prompt", "box",
+                        "--per-character", str(boxed)])
+    table = capsys.readouterr().out
+    assert "| box | box + 1 click | box + 2 clicks |" in table and "(box / box + 2 clicks)" in table
+    a, b = json.loads(clicks.read_text()), json.loads(boxed.read_text())
+    assert a["prompt"] == "clicks" and b["prompt"] == "box"
+    assert [(r["frame"], r["pieces"]) for r in a["characters"]] == [(r["frame"], r["pieces"]) for r in b["characters"]]
+    assert [r["iou"][0] for r in a["characters"]] != [r["iou"][0] for r in b["characters"]]

@@ -33,6 +33,7 @@ from ..paths import models_dir
 from .clicknet import WEIGHTS_NAME, ClickNet, load_clicknet, prompt_maps
 from .edges import snap_logits
 from .inputs import LOW_RES
+from .protocol import interior_point
 
 # the zoom crop is a square (as the network's zoomed training views are: a stretched crop is a character it
 # never saw) whose side is the longer side of the first result's bounding box grown by 20 % on each side …
@@ -123,8 +124,13 @@ class OfflineSegmenter:
     def logits(self, points: np.ndarray, labels: np.ndarray, box: np.ndarray | None = None,
                mask_input: np.ndarray | None = None) -> np.ndarray:
         """Full-resolution mask logits (H, W) float32 for one object's prompts."""
-        if box is not None and not (labels == 1).any():
+        if box is not None:
             return self._box_logits(points.reshape(-1, 2), labels, box, mask_input)
+        return self._click_logits(points, labels, None, mask_input)
+
+    def _click_logits(self, points: np.ndarray, labels: np.ndarray, box: np.ndarray | None,
+                      mask_input: np.ndarray | None) -> np.ndarray:
+        """The logits of one set of clicks (with at least one positive click, or a box), through both views."""
         img = self._image
         H, W = img.shape[:2]
         prev_full = None
@@ -158,19 +164,34 @@ class OfflineSegmenter:
             full = snap_logits(full, img, radius, EDGE_EPS)
         if box is not None:
             full = _outside_box(full, box)
-        return _obey_negative_clicks(full, points, labels, prev_full, img).astype(np.float32)
+        return _obey_negative_clicks(full, points, labels, prev_full, img, boxed=box is not None).astype(np.float32)
 
     def _box_logits(self, points, labels, box, mask_input) -> np.ndarray:
-        """A box without a positive click. The network only knows clicks, and the box centre is often not on
-        the object (a character half hidden behind another, arms spread), so try a positive click at a few
-        places inside the box and keep the answer whose own bounding box fits the given box best — an
-        object fills its box by definition. Costs one click per candidate (box prompts are rare)."""
+        """A box, with or without clicks. The network only knows clicks, so the box becomes candidate click sets,
+        and the answer whose own bounding box fits the given box best is kept — an object fills its box by
+        definition. Costs one click per candidate (box prompts are rare):
+
+        * without a positive click, a positive click at a few places in the box (``BOX_SEEDS``): its centre is
+          often not on the object (a character half hidden behind another, arms spread);
+        * with one, the clicks alone and, when ``mask_input`` holds an answer inside the box, the clicks plus
+          that answer's innermost pixel as a positive click: a click on a missed hand then adds the hand to
+          the object the box already gave instead of segmenting the hand alone."""
         x0, y0, x1, y1 = (float(v) for v in box)
         w, h = x1 - x0, y1 - y0
-        cands = [(x0 + fx * w, y0 + fy * h) for fx, fy in BOX_SEEDS]
+        if not (labels == 1).any():
+            cands = [(x0 + fx * w, y0 + fy * h) for fx, fy in BOX_SEEDS]
+        else:
+            cands = [None]
+            if mask_input is not None:
+                H, W = self._image.shape[:2]
+                prev = cv2.resize(mask_input[0].astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR) > 0
+                prev = _outside_box(prev.astype(np.float32), box) > 0
+                if prev.any():
+                    cands.append(interior_point(prev))
         best, best_fit = None, -1.0
         for c in cands:
-            full = self.logits(np.vstack([points, [c]]), np.append(labels, 1), box, mask_input)
+            pts, labs = (points, labels) if c is None else (np.vstack([points, [c]]), np.append(labels, 1))
+            full = self._click_logits(pts, labs, box, mask_input)
             fit = _box_iou(full > 0, (x0, y0, x1, y1))
             if fit > best_fit:
                 best, best_fit = full, fit
@@ -254,7 +275,8 @@ def _pixels(points: np.ndarray, W: int, H: int) -> np.ndarray:
 
 
 def _obey_negative_clicks(logits: np.ndarray, points: np.ndarray, labels: np.ndarray,
-                          prev: np.ndarray | None = None, image: np.ndarray | None = None) -> np.ndarray:
+                          prev: np.ndarray | None = None, image: np.ndarray | None = None,
+                          boxed: bool = False) -> np.ndarray:
     """A negative click on a detached piece rejects the whole piece. The piece is what the user saw when
     clicking: a connected component of the previous mask (``prev`` logits, when given) or of this answer
     that holds a negative click and no positive click. Every component of this answer that holds no
@@ -263,7 +285,9 @@ def _obey_negative_clicks(logits: np.ndarray, points: np.ndarray, labels: np.nda
     still keeps the clicked pixel, the piece is split between the clicks along the image's edges (marker
     watershed, ``image`` given) and the part that floods from the negative click is dropped — or, when that
     part would exceed ``SPLIT_MAX_SHARE`` of the mask or reach farther from its click than ``SPLIT_REACH`` times the
-    click's distance to the mask's edge, only the clicked spot."""
+    click's distance to the mask's edge, only the clicked spot. With a box (``boxed``) the largest piece counts as
+    holding a positive click: it is the object the box asked for, and the user's negative click on it trims it,
+    even when the positive clicks so far all fell on smaller pieces (a hand, a foot)."""
     neg, pos = points[labels == 0], points[labels == 1]
     if len(neg) == 0:
         return logits
@@ -276,10 +300,16 @@ def _obey_negative_clicks(logits: np.ndarray, points: np.ndarray, labels: np.nda
         xy = _pixels(pts, W, H)
         return {int(c) for c in cc[xy[:, 1], xy[:, 0]]} - {0}
 
+    def held(cc):                                 # pieces that hold a positive click (or are the boxed object)
+        kept = at(cc, pos)
+        if boxed and cc.max() > 0:
+            kept.add(1 + int(np.argmax(np.bincount(cc.ravel())[1:])))
+        return kept
+
     rejected = np.zeros((H, W), bool)
     for shown in ([prev > 0] if prev is not None else []) + [logits > 0]:
         cc = components(shown)
-        drop = at(cc, neg) - at(cc, pos)
+        drop = at(cc, neg) - held(cc)
         if drop:
             rejected |= np.isin(cc, sorted(drop))
     out = logits
@@ -288,7 +318,7 @@ def _obey_negative_clicks(logits: np.ndarray, points: np.ndarray, labels: np.nda
     if not rejected.any():
         return out
     cc = components(out > 0)
-    keep = at(cc, pos)
+    keep = held(cc)
     out = out.copy()
     n = int(cc.max())
     area = np.bincount(cc.ravel(), minlength=n + 1)

@@ -6,7 +6,8 @@ simulated user clicks, and how a mask is scored.
   region is a missed part of the target, negative when it is spill;
 * IoU of boolean masks;
 * how many pieces a visible mask is in (a character an occluder cuts in two is the hardest case);
-* a whole session: clicks, each answer's low-resolution logits fed back as the next ``mask_input``.
+* a whole session: clicks (or a box, then clicks), each answer's low-resolution logits fed back as the next
+  ``mask_input``.
 """
 
 from __future__ import annotations
@@ -56,19 +57,32 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.count_nonzero(a & b) / union) if union else 1.0
 
 
-def click_session(seg, target: np.ndarray, n_clicks: int) -> list[float]:
-    """IoU after each of ``n_clicks`` protocol clicks on ``target`` with a predictor that has its image set
-    (anything with SAM's ``predict(points, labels, mask_input=…)``)."""
+def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of ``mask``'s pixels, pixel edges (x1, y1 exclusive); mask must be non-empty."""
+    ys, xs = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+
+
+def click_session(seg, target: np.ndarray, n_clicks: int, box: bool = False) -> list[float]:
+    """IoU after each of ``n_clicks`` protocol prompts on ``target`` with a predictor that has its image set
+    (anything with SAM's ``predict(points, labels, box=…, mask_input=…)``). With ``box`` the first prompt is
+    the target's bounding box alone and the later clicks are added to it (SAM's box protocol)."""
     pts, labs, logits, ious = [], [], None, []
     pred = np.zeros_like(target)
+    bx = np.array(bounding_box(target), float) if box else None
     for c in range(n_clicks):
+        if box and c == 0:
+            masks, _, low = seg.predict(box=bx)
+            pred, logits = masks[0], low[:1]
+            ious.append(iou(pred, target))
+            continue
         click = first_click(target) if c == 0 else corrective_click(pred, target)
         if click is None:                          # perfect already: later clicks keep it
             ious.append(1.0)
             continue
         pts.append(click[:2])
         labs.append(click[2])
-        masks, _, low = seg.predict(points=np.array(pts, float), labels=np.array(labs), mask_input=logits)
+        masks, _, low = seg.predict(points=np.array(pts, float), labels=np.array(labs), box=bx, mask_input=logits)
         pred, logits = masks[0], low[:1]
         ious.append(iou(pred, target))
     return ious
