@@ -39,6 +39,11 @@ def frames(world):
     return out
 
 
+def clickable(masks, min_area: int = 20):
+    """The characters of a test frame worth a click: those with at least ``min_area`` visible pixels."""
+    return [m for m in masks if m.sum() >= min_area]
+
+
 # ---- the offline engine on the embedded world ----------------------------------------------------------
 def test_fallback_iou_on_world_frames(seg, frames):
     res = {}
@@ -386,9 +391,7 @@ def test_box_prompt_stays_inside_the_box(seg, frames):
     ious = []
     for img, masks, _, size in frames[:2]:
         seg.set_image(img)
-        for m in masks:
-            if m.sum() < 20:
-                continue
+        for m in clickable(masks):
             ys, xs = np.nonzero(m)
             box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
             ms, _, _ = seg.predict(box=box)
@@ -408,9 +411,7 @@ def test_box_session_starts_from_the_box_alone_and_adds_clicks_to_it(seg, frames
     img, masks, _, _ = frames[0]
     seg.set_image(img)
     sessions = []
-    for m in masks:
-        if m.sum() < 20:
-            continue
+    for m in clickable(masks):
         r = click_session(seg, m, 3, box=True)
         alone, _, _ = seg.predict(box=bounding_box(m))
         assert r[0] == iou(alone[0], m) and len(r) == 3
@@ -554,9 +555,7 @@ def test_grabcut_is_the_last_resort_when_clicknet_weights_are_missing(tmp_path, 
     img, masks, _, _ = frames[0]
     s.set_image(img)
     ious = []
-    for m in masks:
-        if m.sum() < 20:
-            continue
+    for m in clickable(masks):
         x, y, _ = first_click(m)
         ms, scores, low = s.predict(points=[(x, y)], labels=[1], multimask=True)
         assert ms.shape == (3,) + m.shape and scores.shape == (3,) and low.shape == (3, 256, 256)
