@@ -2,7 +2,7 @@
 count), video propagation quality, and speed of the offline engine and of SAM2-tiny.
 
     python -m benchmarks.segment_bench quality [--clips-per-show 16] [--sizes 512 128] [--engines clicknet grabcut]
-        [--weights FILE] [--per-character A.json] [--prompt clicks|box]
+        [--weights FILE] [--per-character A.json] [--prompt clicks|box] [--world-seed 2026]
     python -m benchmarks.segment_bench compare A.json B.json     # paired: weights A − weights B, per size and click
     python -m benchmarks.segment_bench video [--clips-per-show 4] [--sizes 128 256]
     python -m benchmarks.segment_bench speed [--repeats 30]
@@ -36,10 +36,10 @@ def shows():
     return list(SHOWS)
 
 
-def world_frames(size: int, clips_per_show: int, frames: int = 5):
-    """(image, masks, show, style) — the middle frame of ``clips_per_show`` clips of every show."""
+def world_frames(size: int, clips_per_show: int, frames: int = 5, seed: int = SEED):
+    """(image, masks, show, style) — the middle frame of ``clips_per_show`` clips of every show of world ``seed``."""
     from pipelines.world import SHOWS, World
-    world = World(SEED)
+    world = World(seed)
     for s_i, show in enumerate(SHOWS):
         for i in range(clips_per_show):
             clip = world.clip(10_000 * s_i + i, n_characters=(2, 5), show=show, size=size, frames=frames)
@@ -87,7 +87,7 @@ def quality(args) -> None:
             left = {"cartoon": 0, "live-action": 0}
             per_show: dict[str, list] = {}
             by_pieces: dict[str, list] = {"one piece": [], "cut into pieces": []}
-            for f, (img, masks, show, style) in enumerate(world_frames(size, args.clips_per_show)):
+            for f, (img, masks, show, style) in enumerate(world_frames(size, args.clips_per_show, seed=args.world_seed)):
                 seg.set_image(img)
                 for m in masks:
                     if m.sum() < min_area:
@@ -118,6 +118,7 @@ def quality(args) -> None:
         Path(args.per_character).write_text(json.dumps({"weights": args.weights, "refine_passes": args.refine_passes,
                                                         "flip_passes": _flip_passes(args),
                                                         "edge_scale": args.edge_scale, "prompt": args.prompt,
+                                                        "world_seed": args.world_seed,
                                                         "characters": rows}))
 
 
@@ -226,7 +227,13 @@ def compare(a_path: str, b_path: str) -> list[dict]:
     frame size and click count, with a 95 % paired bootstrap interval over frames (``benchmarks.stats``: the
     characters of one frame crowd each other, so the frame is the unit)."""
     from benchmarks.stats import paired_difference
-    a, b = (json.loads(Path(p).read_text())["characters"] for p in (a_path, b_path))
+    fa, fb = (json.loads(Path(p).read_text()) for p in (a_path, b_path))
+    # files written before --world-seed existed hold the benchmark's world
+    seeds = [f.get("world_seed", SEED) for f in (fa, fb)]
+    if seeds[0] != seeds[1]:
+        raise SystemExit(f"compare: the two files come from different worlds (--world-seed {seeds[0]} and "
+                         f"{seeds[1]}); measure both on the same world")
+    a, b = fa["characters"], fb["characters"]
     key = [(r["engine"], r["size"], r["frame"], r["show"]) for r in a]
     if key != [(r["engine"], r["size"], r["frame"], r["show"]) for r in b]:
         raise SystemExit("compare: the two files hold different characters; measure both with the same "
@@ -266,6 +273,9 @@ def main(argv=None):
     ap.add_argument("--edge-scale", type=float, default=None,
                     help="ClickNet: edge snapping's guided-filter radius in decoder pixels of the last pass (default: "
                          "the engine's, pipelines.segment.offline.EDGE_SCALE; 0 turns snapping off)")
+    ap.add_argument("--world-seed", type=int, default=SEED,
+                    help=f"quality: the world the frames come from (default {SEED}, the benchmark's; 777 is the "
+                         "held-out world docs/SEGMENTATION.md reports, used to choose nothing)")
     ap.add_argument("--min-area", type=float, default=20.0, help="visible pixels at 128×128 (scaled with size)")
     ap.add_argument("--per-character", default=None,
                     help="quality: also write every character's IoU after 1-3 clicks to this JSON file (with its "

@@ -56,3 +56,18 @@ def test_quality_box_protocol_starts_from_the_box(tmp_path, capsys):
     assert a["prompt"] == "clicks" and b["prompt"] == "box"
     assert [(r["frame"], r["pieces"]) for r in a["characters"]] == [(r["frame"], r["pieces"]) for r in b["characters"]]
     assert [r["iou"][0] for r in a["characters"]] != [r["iou"][0] for r in b["characters"]]
+
+
+def test_quality_world_seed_picks_other_frames_and_compare_refuses_mixed_worlds(tmp_path, capsys):
+    """``--world-seed``: the held-out world is a flag, recorded in the file; two worlds are never paired."""
+    bench, held = tmp_path / "bench.json", tmp_path / "held.json"
+    segment_bench.main(["quality", "--clips-per-show", "1", "--sizes", "128", "--per-character", str(bench)])
+    segment_bench.main(["quality", "--clips-per-show", "1", "--sizes", "128", "--world-seed", "777",
+                        "--per-character", str(held)])
+    capsys.readouterr()
+    fb, fh = json.loads(bench.read_text()), json.loads(held.read_text())
+    assert (fb["world_seed"], fh["world_seed"]) == (segment_bench.SEED, 777)
+    assert [r["iou"] for r in fb["characters"]] != [r["iou"] for r in fh["characters"]]
+    with pytest.raises(SystemExit, match="different worlds"):
+        segment_bench.compare(str(bench), str(held))
+    assert all(r["diff"] == 0 for r in segment_bench.compare(str(held), str(held)))
