@@ -2,7 +2,7 @@
 count), video propagation quality, and speed of the offline engine and of SAM2-tiny.
 
     python -m benchmarks.segment_bench quality [--clips-per-show 16] [--sizes 512 128] [--engines clicknet grabcut]
-        [--weights FILE] [--per-character A.json] [--prompt clicks|box] [--world-seed 2026]
+        [--weights FILE] [--per-character A.json] [--prompt clicks|box] [--world-seed 2026 [SEED ...]]
     python -m benchmarks.segment_bench compare A.json B.json     # paired: weights A − weights B, per size and click
     python -m benchmarks.segment_bench video [--clips-per-show 4] [--sizes 128 256]
     python -m benchmarks.segment_bench speed [--repeats 30]
@@ -69,6 +69,7 @@ def make_segmenter(engine: str, weights: str | None = None, refine_passes: int |
 
 
 def quality(args) -> None:
+    from benchmarks.stats import ratio_interval
     from pipelines.segment.protocol import click_session, pieces
     rows: list[dict] = []
     for engine in args.engines:
@@ -86,9 +87,14 @@ def quality(args) -> None:
             res: dict[str, list] = {"cartoon": [], "live-action": []}
             left = {"cartoon": 0, "live-action": 0}
             per_show: dict[str, list] = {}
+            per_world: dict[int, list] = {}
             by_pieces: dict[str, list] = {"one piece": [], "cut into pieces": []}
-            for f, (img, masks, show, style) in enumerate(world_frames(size, args.clips_per_show, seed=args.world_seed)):
+            frame_sums: list[list[float]] = []          # per frame: IoU sums after 1, 2, 3 prompts, characters
+            frames = ((seed, *fr) for seed in args.world_seed
+                      for fr in world_frames(size, args.clips_per_show, seed=seed))
+            for f, (seed, img, masks, show, style) in enumerate(frames):
                 seg.set_image(img)
+                frame_sums.append([0.0, 0.0, 0.0, 0.0])
                 for m in masks:
                     if m.sum() < min_area:
                         left[style] += int(m.any())
@@ -97,9 +103,11 @@ def quality(args) -> None:
                     n_pieces = pieces(m)
                     res[style].append(r)
                     per_show.setdefault(show, []).append(r)
+                    per_world.setdefault(seed, []).append(r)
                     by_pieces["one piece" if n_pieces < 2 else "cut into pieces"].append(r)
-                    rows.append({"engine": engine, "size": size, "frame": f, "show": show, "style": style,
-                                 "pieces": n_pieces, "iou": [round(float(x), 5) for x in r]})
+                    frame_sums[-1] = [a + b for a, b in zip(frame_sums[-1], [*r, 1.0])]
+                    rows.append({"engine": engine, "size": size, "frame": f, "world": seed, "show": show,
+                                 "style": style, "pieces": n_pieces, "iou": [round(float(x), 5) for x in r]})
             for style in ("cartoon", "live-action", "both"):
                 v = np.array(res["cartoon"] + res["live-action"] if style == "both" else res[style])
                 lo = left["cartoon"] + left["live-action"] if style == "both" else left[style]
@@ -108,6 +116,14 @@ def quality(args) -> None:
                       f"{(v[:, 2] >= 0.95).mean():.0%} |")
             print("| | per show: " + ", ".join(f"{s} {np.mean(per_show[s], 0)[0]:.3f} / {np.mean(per_show[s], 0)[2]:.3f}"
                                               for s in per_show) + f" ({ends}) | | | | | | |")
+            if len(per_world) > 1:
+                print("| | per world: " + ", ".join(f"{w} ({len(v)}) {np.mean(v, 0)[0]:.3f} / {np.mean(v, 0)[2]:.3f}"
+                                                  for w, v in per_world.items()) + f" ({ends}) | | | | | | |")
+            # the frame is the independent unit (its characters crowd each other): a 95 % interval of each mean
+            fs = np.array(frame_sums)
+            print(f"| | 95 % interval over the {len(fs)} frames: " + ", ".join(
+                "{} [{:.3f}, {:.3f}]".format(c, *ratio_interval(fs[:, k], fs[:, 3])) for k, c in enumerate(cols))
+                + " | | | | | | |")
             loss = 1 - np.array(res["cartoon"] + res["live-action"])
             print("| | by visible pieces: " + ", ".join(
                 f"{k} {len(v)}: {np.mean(v, 0)[0]:.3f} / {np.mean(v, 0)[2]:.3f}, "
@@ -118,7 +134,8 @@ def quality(args) -> None:
         Path(args.per_character).write_text(json.dumps({"weights": args.weights, "refine_passes": args.refine_passes,
                                                         "flip_passes": _flip_passes(args),
                                                         "edge_scale": args.edge_scale, "prompt": args.prompt,
-                                                        "world_seed": args.world_seed,
+                                                        "world_seed": args.world_seed[0] if len(args.world_seed) == 1
+                                                        else args.world_seed,
                                                         "characters": rows}))
 
 
@@ -229,10 +246,11 @@ def compare(a_path: str, b_path: str) -> list[dict]:
     from benchmarks.stats import paired_difference
     fa, fb = (json.loads(Path(p).read_text()) for p in (a_path, b_path))
     # files written before --world-seed existed hold the benchmark's world
-    seeds = [f.get("world_seed", SEED) for f in (fa, fb)]
+    seeds = [tuple(np.atleast_1d(f.get("world_seed", SEED)).tolist()) for f in (fa, fb)]
     if seeds[0] != seeds[1]:
-        raise SystemExit(f"compare: the two files come from different worlds (--world-seed {seeds[0]} and "
-                         f"{seeds[1]}); measure both on the same world")
+        raise SystemExit(f"compare: the two files come from different worlds (--world-seed "
+                         f"{' '.join(map(str, seeds[0]))} and {' '.join(map(str, seeds[1]))}); measure both on the "
+                         "same worlds")
     a, b = fa["characters"], fb["characters"]
     key = [(r["engine"], r["size"], r["frame"], r["show"]) for r in a]
     if key != [(r["engine"], r["size"], r["frame"], r["show"]) for r in b]:
@@ -273,9 +291,10 @@ def main(argv=None):
     ap.add_argument("--edge-scale", type=float, default=None,
                     help="ClickNet: edge snapping's guided-filter radius in decoder pixels of the last pass (default: "
                          "the engine's, pipelines.segment.offline.EDGE_SCALE; 0 turns snapping off)")
-    ap.add_argument("--world-seed", type=int, default=SEED,
-                    help=f"quality: the world the frames come from (default {SEED}, the benchmark's; 777 is the "
-                         "held-out world docs/SEGMENTATION.md reports, used to choose nothing)")
+    ap.add_argument("--world-seed", type=int, nargs="+", default=[SEED],
+                    help=f"quality: the world(s) the frames come from (default {SEED}, the benchmark's; 777 is the "
+                         "held-out world docs/SEGMENTATION.md reports, used to choose nothing; several seeds pool "
+                         "their frames into one larger benchmark, e.g. the eight-world set 3000-3007)")
     ap.add_argument("--min-area", type=float, default=20.0, help="visible pixels at 128×128 (scaled with size)")
     ap.add_argument("--per-character", default=None,
                     help="quality: also write every character's IoU after 1-3 clicks to this JSON file (with its "

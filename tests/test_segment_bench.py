@@ -71,3 +71,28 @@ def test_quality_world_seed_picks_other_frames_and_compare_refuses_mixed_worlds(
     with pytest.raises(SystemExit, match="different worlds"):
         segment_bench.compare(str(bench), str(held))
     assert all(r["diff"] == 0 for r in segment_bench.compare(str(held), str(held)))
+
+
+def test_quality_pools_several_worlds_with_an_interval(tmp_path, capsys):
+    """``--world-seed A B``: one benchmark over both worlds' frames (each frame once, tagged with its world), a
+    per-world line and a 95 % interval over frames under the table; paired only with a file of the same worlds."""
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    segment_bench.main(["quality", "--clips-per-show", "1", "--sizes", "128", "--world-seed", "777",
+                        "--per-character", str(one)])
+    capsys.readouterr()
+    segment_bench.main(["quality", "--clips-per-show", "1", "--sizes", "128", "--world-seed", "2026", "777",
+                        "--per-character", str(two)])
+    table = capsys.readouterr().out
+    fo, ft = json.loads(one.read_text()), json.loads(two.read_text())
+    assert ft["world_seed"] == [2026, 777]
+    held = [r for r in ft["characters"] if r["world"] == 777]
+    assert [r["iou"] for r in held] == [r["iou"] for r in fo["characters"]]
+    assert len({r["frame"] for r in ft["characters"]}) == 8                 # 4 shows × 1 clip × 2 worlds
+    assert {r["frame"] for r in held}.isdisjoint({r["frame"] for r in ft["characters"] if r["world"] == 2026})
+    assert "| | per world: 2026 (" in table and ", 777 (" in table
+    line = [x for x in table.splitlines() if x.startswith("| | 95 % interval over the 8 frames: 1 click [")][0]
+    lo, hi = (float(v) for v in line.split("1 click [")[1].split("]")[0].split(", "))
+    assert lo <= np.mean([r["iou"][0] for r in ft["characters"]]) <= hi
+    with pytest.raises(SystemExit, match="different worlds"):
+        segment_bench.compare(str(two), str(one))
+    assert all(r["diff"] == 0 for r in segment_bench.compare(str(two), str(two)))
