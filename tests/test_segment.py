@@ -692,3 +692,53 @@ def test_training_script_trains_resumes_and_exports(tmp_path):
     with torch.no_grad():
         logits = net(torch.rand(1, 3, 256, 256), torch.zeros(1, 3, 256, 256))
     assert logits.shape == (1, 1, 128, 128) and torch.isfinite(logits).all()
+
+
+def test_global_attention_starts_as_the_network_without_it_and_the_trainer_adds_it(tmp_path):
+    """``global_attention``: a zero-initialised residual block, so shipped weights without it load into a network
+    with it and answer exactly the same; the trainer's ``--init`` adds it to such a file, training moves it, the
+    export carries it in the config, and a run is never resumed or started with another shape."""
+    import cv2
+    import torch
+
+    from pipelines.segment import train
+    from pipelines.segment.clicknet import (ClickNet, ClickNetConfig, GlobalAttention, load_clicknet,
+                                            save_clicknet)
+    from pipelines.train import checkpoint
+    torch.manual_seed(0)
+    plain, att = ClickNet().eval(), ClickNet(ClickNetConfig(global_attention=4)).eval()
+    missing, unexpected = att.load_state_dict(plain.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(k.startswith("decoder.attn.") for k in missing)
+    x, p = torch.rand(2, 3, 256, 256), torch.rand(2, 3, 256, 256)
+    with torch.no_grad():
+        assert torch.equal(plain(x, p), att(x, p))
+        block = GlobalAttention(8, 2)
+        torch.nn.init.normal_(block.proj.weight)
+        y = torch.rand(1, 8, 4, 4)
+        assert not torch.allclose(block(y), y)                     # once trained it mixes all cells
+    with pytest.raises(ValueError, match="5 heads do not divide 96 channels"):
+        ClickNet(ClickNetConfig(global_attention=5))
+    start = tmp_path / "plain.safetensors"
+    save_clicknet(plain, start)
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    common = ["--output_dir", str(tmp_path / "att"), "--batch_size", "2", "--pool_frames", "3", "--render_sizes",
+              "128", "--render_probs", "1", "--validation_clips", "0", "--bn_batches", "1", "--warmup_steps", "1",
+              "--max_sim_clicks", "1", "--init", str(start), "--global_attention", "4"]
+    try:
+        train.main(train.parse_args(common + ["--max_steps", "2"]))
+        folder = checkpoint.resolve(tmp_path / "att", "latest")
+        tuned = ClickNet(ClickNetConfig(global_attention=4))
+        state = checkpoint.load(folder, {"net": tuned})
+        assert state["config"]["net"]["global_attention"] == 4 and state["config"]["init"]["weights"] == str(start)
+        assert tuned.decoder.attn.proj.weight.abs().max() > 0        # the block learns from its first steps
+        with pytest.raises(SystemExit, match="same --global_attention"):
+            train.main(train.parse_args(common[:-2] + ["--max_steps", "3", "--resume_from_checkpoint", "latest"]))
+        out = tmp_path / "att.safetensors"
+        train.main(train.parse_args(common[:-2] + ["--export", str(out)]))   # the run's shape, not the flag's
+        assert load_clicknet(out).cfg.global_attention == 4
+        with pytest.raises(SystemExit, match="another shape"):           # attention weights into a plain network
+            train.main(train.parse_args(["--output_dir", str(tmp_path / "back"), "--init", str(out),
+                                         "--max_steps", "1"]))
+    finally:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)

@@ -32,6 +32,11 @@ class ClickNetConfig:
     size: int = 256                              # side of the square view the network sees
     widths: tuple = (16, 24, 32, 64, 96)         # channels at S/2 (stem), S/2, S/4, S/8, S/16
     click_radius: float = 5.0                    # click disk radius in view pixels (RITM uses 5 at ~320)
+    # heads of a global self-attention block over the decoder's S/16 cells after the prompt has entered (0: none).
+    # Convolutions group what is connected; a character an occluder cuts into pieces needs its far pieces
+    # matched by appearance to the clicked one, which is what attention between all cells can do. Its output
+    # projection starts at zero, so a network without it loads into one with it and answers the same
+    global_attention: int = 0
 
 
 def _cbr(cin: int, cout: int, stride: int = 1, k: int = 3, dilation: int = 1) -> nn.Sequential:
@@ -70,6 +75,28 @@ class ClickEncoder(nn.Module):
         return a, b, c, self.f16(c)
 
 
+class GlobalAttention(nn.Module):
+    """Pre-norm multi-head self-attention over all cells of a (B, C, h, w) map, added back as a residual
+    whose output projection is zero-initialised (an identity at the start of training)."""
+
+    def __init__(self, channels: int, heads: int):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"global_attention: {heads} heads do not divide {channels} channels")
+        self.heads = heads
+        self.norm = nn.GroupNorm(1, channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(B, 3, self.heads, C // self.heads, h * w).transpose(-1, -2).unbind(1)
+        y = F.scaled_dot_product_attention(q, k, v)                 # (B, heads, h·w, C / heads)
+        return x + self.proj(y.transpose(-1, -2).reshape(B, C, h, w))
+
+
 class ClickDecoder(nn.Module):
     """Features + prompt maps → mask logits at S/2. The prompt enters at S/4, S/8 and S/16 so a click on
     the torso reaches the feet: at S/16 with dilations 2 and 4 the receptive field spans the whole view."""
@@ -81,6 +108,7 @@ class ClickDecoder(nn.Module):
         self.x4 = _Res(c2)
         self.d8, self.x8 = _cbr(c2, c3, 2), nn.Sequential(_Res(c3), _Res(c3))
         self.d16, self.x16 = _cbr(c3, c4, 2), nn.Sequential(_Res(c4), _Res(c4, 2), _Res(c4, 4))
+        self.attn = GlobalAttention(c4, cfg.global_attention) if cfg.global_attention else nn.Identity()
         self.u8, self.y8 = _cbr(c4, c3, k=1), _Res(c3)
         self.u4, self.y4 = _cbr(c3, c2, k=1), _Res(c2)
         self.y2 = _cbr(c2 + c1, 16)
@@ -93,7 +121,7 @@ class ClickDecoder(nn.Module):
         p16 = F.avg_pool2d(p8, 2)
         x4 = self.x4(b + self.p4(p4))
         x8 = self.x8(c + self.d8(x4) + self.p8(p8))
-        x16 = self.x16(d + self.d16(x8) + self.p16(p16))
+        x16 = self.attn(self.x16(d + self.d16(x8) + self.p16(p16)))
         y8 = self.y8(self.u8(F.interpolate(x16, size=x8.shape[-2:], mode="nearest")) + x8)
         y4 = self.y4(self.u4(F.interpolate(y8, size=x4.shape[-2:], mode="nearest")) + x4)
         y2 = self.y2(torch.cat([F.interpolate(y4, size=a.shape[-2:], mode="nearest"), a], 1))

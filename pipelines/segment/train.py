@@ -58,6 +58,8 @@ DEFAULTS = dict(
     validation_steps=1000,
     validation_clips=12,     # held-out clips per frame size (128 and 512) for validation; 0 = no validation
     bn_batches=40,           # batches for the precise BatchNorm statistics before validation and export
+    global_attention=0,      # heads of the decoder's global self-attention block (ClickNetConfig; 0: none); a
+                             # fine-tune from weights without it starts it at zero, where the network is unchanged
     num_threads=1,           # one thread: on a shared 2-core machine OpenMP barriers stall (4x slower with 2)
 )
 
@@ -357,10 +359,14 @@ def init_weights(net: ClickNet, init: Path) -> dict:
     if init.is_file() and init.suffix == ".safetensors":
         from safetensors import safe_open
         src = load_clicknet(init)                  # ValueError naming the file when it is not ClickNet's
-        if asdict(src.cfg) != asdict(net.cfg):
+        # the one difference allowed: this run adds the attention block the file lacks (it starts as an identity)
+        adds_attention = src.cfg.global_attention == 0 and net.cfg.global_attention > 0
+        if {**asdict(src.cfg), "global_attention": 0} != {**asdict(net.cfg), "global_attention": 0} or (
+                src.cfg.global_attention != net.cfg.global_attention and not adds_attention):
             raise SystemExit(f"--init: {init} holds a ClickNet of another shape ({asdict(src.cfg)}); this trainer "
                              f"builds {asdict(net.cfg)}")
-        net.load_state_dict(src.state_dict())
+        missing, _ = net.load_state_dict(src.state_dict(), strict=not adds_attention)
+        assert all(k.startswith("decoder.attn.") for k in missing), missing
         with safe_open(str(init), "pt") as f:
             step = json.loads((f.metadata() or {}).get("step", "null"))
         return {"weights": str(init), "step": step}
@@ -369,6 +375,13 @@ def init_weights(net: ClickNet, init: Path) -> dict:
                          ".safetensors file; use a path like runs/clicknet/checkpoints/step_00004000 or "
                          "assets/models/clicknet/clicknet.safetensors")
     return {"checkpoint": str(init), "step": checkpoint.load(init, {"net": net})["step"]}
+
+
+def _run_config(folder: Path) -> ClickNetConfig:
+    """The network config a checkpoint folder was trained with (runs from before the config held every field
+    get the defaults for the missing ones)."""
+    net = json.loads((Path(folder) / "state.json").read_text()).get("config", {}).get("net", {})
+    return ClickNetConfig(**{**net, "widths": tuple(net.get("widths", ClickNetConfig.widths))})
 
 
 def _latest(run: str | Path, flag: str) -> Path:
@@ -403,10 +416,12 @@ def main(args) -> None:
     torch.manual_seed(args.seed)
     from ..train import checkpoint
     out = Path(args.output_dir)
-    cfg = ClickNetConfig()
-    net = ClickNet(cfg)
+    cfg = ClickNetConfig(global_attention=args.global_attention)
     if args.export:
         folder = _latest(out, "--export")
+        cfg = _run_config(folder)                  # the network the run trained, whatever this command's flags say
+    net = ClickNet(cfg)
+    if args.export:
         state = checkpoint.load(folder, {"net": net})
         averaged = None
         if args.average_with:
@@ -427,6 +442,9 @@ def main(args) -> None:
     config = {k: v for k, v in vars(args).items() if k in DEFAULTS}
     config["net"] = asdict(cfg)
     resume = checkpoint.resolve(out, args.resume_from_checkpoint)
+    if resume is not None and asdict(_run_config(resume)) != asdict(cfg):
+        raise SystemExit(f"--resume_from_checkpoint: {resume} trained a ClickNet of another shape "
+                         f"({asdict(_run_config(resume))}); resume it with the same --global_attention")
     if resume is not None:
         step = checkpoint.load(resume, {"net": net}, opt)["step"]
         print(f"resumed from {resume} at step {step}")
