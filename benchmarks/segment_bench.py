@@ -4,6 +4,7 @@ count), video propagation quality, and speed of the offline engine and of SAM2-t
     python -m benchmarks.segment_bench quality [--clips-per-show 16] [--sizes 512 128] [--engines clicknet grabcut]
         [--weights FILE] [--per-character A.json] [--prompt clicks|box] [--world-seed 2026 [SEED ...]]
     python -m benchmarks.segment_bench compare A.json B.json     # paired: weights A − weights B, per size and click
+    python -m benchmarks.segment_bench census [--world-seed S ...] [--sizes 128]  # characters cut into pieces, per world
     python -m benchmarks.segment_bench video [--clips-per-show 4] [--sizes 128 256]
     python -m benchmarks.segment_bench speed [--repeats 30]
 
@@ -139,6 +140,33 @@ def quality(args) -> None:
                                                         "characters": rows}))
 
 
+def census(args) -> list[dict]:
+    """How hard each world is: characters the benchmark would score and how many of them an occluder cuts into
+    pieces (the case that holds most of the loss), per world seed and frame size. Renders only: no network."""
+    from pipelines.segment.protocol import pieces
+    out = []
+    print("\n### characters cut into pieces, per world\n")
+    print("| frame size | world | characters | cut into pieces | share |")
+    print("|---|---|---|---|---|")
+    for size in args.sizes:
+        min_area = args.min_area * (size / 128) ** 2
+        for seed in args.world_seed:
+            n = cut = 0
+            for _, masks, _, _ in world_frames(size, args.clips_per_show, seed=seed):
+                for m in masks:
+                    if m.sum() >= min_area:
+                        n, cut = n + 1, cut + (pieces(m) >= 2)
+            out.append({"size": size, "world": seed, "characters": n, "cut": cut})
+            print(f"| {size} | {seed} | {n} | {cut} | {cut / max(n, 1):.3f} |")
+        rows = [r for r in out if r["size"] == size]
+        if len(rows) > 1:
+            share = np.array([r["cut"] / max(r["characters"], 1) for r in rows])
+            n, cut = sum(r["characters"] for r in rows), sum(r["cut"] for r in rows)
+            print(f"| {size} | all {len(rows)} | {n} | {cut} | {cut / max(n, 1):.3f} (per world {share.min():.3f}–"
+                  f"{share.max():.3f}) |")
+    return out
+
+
 def video(args) -> None:
     from pipelines.segment import Segmenter
     from pipelines.segment.protocol import iou
@@ -271,7 +299,7 @@ def compare(a_path: str, b_path: str) -> list[dict]:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["quality", "video", "speed", "compare"])
+    ap.add_argument("what", choices=["quality", "census", "video", "speed", "compare"])
     ap.add_argument("files", nargs="*", help="compare: two --per-character files, A then B")
     ap.add_argument("--sizes", type=int, nargs="+", default=None)
     ap.add_argument("--clips-per-show", type=int, default=None)
@@ -322,6 +350,10 @@ def main(argv=None):
         args.sizes = args.sizes or [512, 128]
         args.clips_per_show = args.clips_per_show or 16
         quality(args)
+    elif args.what == "census":
+        args.sizes = args.sizes or [128]
+        args.clips_per_show = args.clips_per_show or 16
+        census(args)
     elif args.what == "video":
         args.sizes = args.sizes or [128, 256]
         args.clips_per_show = args.clips_per_show or 4

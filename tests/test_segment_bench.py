@@ -1,6 +1,7 @@
 """benchmarks/segment_bench.py: per-character IoUs written by `quality`, and the paired comparison of two
 weights over frames."""
 
+import argparse
 import json
 
 import numpy as np
@@ -96,3 +97,18 @@ def test_quality_pools_several_worlds_with_an_interval(tmp_path, capsys):
     with pytest.raises(SystemExit, match="different worlds"):
         segment_bench.compare(str(two), str(one))
     assert all(r["diff"] == 0 for r in segment_bench.compare(str(two), str(two)))
+
+
+def test_census_counts_the_characters_quality_scores_and_those_cut_into_pieces(tmp_path, capsys):
+    """``census``: per world, the characters ``quality`` would score and how many are cut into pieces — the same
+    counts as the ``pieces`` field of a quality run's rows."""
+    chars = tmp_path / "chars.json"
+    segment_bench.main(["quality", "--clips-per-show", "1", "--sizes", "128", "--world-seed", "777",
+                        "--per-character", str(chars)])
+    capsys.readouterr()
+    rows = json.loads(chars.read_text())["characters"]
+    args = argparse.Namespace(sizes=[128], clips_per_show=1, world_seed=[777, 2026], min_area=20.0)
+    out = segment_bench.census(args)
+    assert [(r["size"], r["world"]) for r in out] == [(128, 777), (128, 2026)]
+    assert out[0]["characters"] == len(rows) and out[0]["cut"] == sum(r["pieces"] >= 2 for r in rows)
+    assert "| 128 | all 2 |" in capsys.readouterr().out
