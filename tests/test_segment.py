@@ -731,6 +731,13 @@ def test_global_attention_starts_as_the_network_without_it_and_the_trainer_adds_
         state = checkpoint.load(folder, {"net": tuned})
         assert state["config"]["net"]["global_attention"] == 4 and state["config"]["init"]["weights"] == str(start)
         assert tuned.decoder.attn.proj.weight.abs().max() > 0        # the block learns from its first steps
+        # … at its own rate: scaled to 0 it stays an identity while the rest of the network trains
+        frozen = ["--output_dir", str(tmp_path / "frozen")] + common[2:] + ["--attention_lr_scale", "0"]
+        train.main(train.parse_args(frozen + ["--max_steps", "2"]))
+        still = ClickNet(ClickNetConfig(global_attention=4))
+        checkpoint.load(checkpoint.resolve(tmp_path / "frozen", "latest"), {"net": still})
+        assert still.decoder.attn.proj.weight.abs().max() == 0
+        assert not torch.equal(still.decoder.out.weight, plain.decoder.out.weight)
         with pytest.raises(SystemExit, match="same --global_attention"):
             train.main(train.parse_args(common[:-2] + ["--max_steps", "3", "--resume_from_checkpoint", "latest"]))
         out = tmp_path / "att.safetensors"
