@@ -322,8 +322,8 @@ def main(argv=None):
     ap.add_argument("--world-seed", type=int, nargs="+", default=[SEED],
                     help=f"quality: the world(s) the frames come from (default {SEED}, the benchmark's; 777 is the "
                          "held-out world docs/SEGMENTATION.md reports, used to choose nothing; several seeds pool "
-                         "their frames into one larger benchmark: 3000 3001 3002 3003 is the four-world set the issue's targets are "
-                         "judged on)")
+                         "their frames into one larger benchmark: 3000 3001 3002 3003 is the four-world set the "
+                         "issue's targets are judged on)")
     ap.add_argument("--min-area", type=float, default=20.0, help="visible pixels at 128×128 (scaled with size)")
     ap.add_argument("--per-character", default=None,
                     help="quality: also write every character's IoU after 1-3 clicks to this JSON file (with its "
