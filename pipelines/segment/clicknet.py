@@ -38,6 +38,12 @@ class ClickNetConfig:
     # projection starts at zero, so a network without it loads into one with it and answers the same
     global_attention: int = 0
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClickNetConfig":
+        """From ``asdict`` output read back from JSON (widths as a tuple; fields a file predates keep their
+        defaults)."""
+        return cls(**{**d, "widths": tuple(d.get("widths", cls.widths))})
+
 
 def _cbr(cin: int, cout: int, stride: int = 1, k: int = 3, dilation: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, k, stride, padding=dilation * (k // 2), dilation=dilation, bias=False),
@@ -172,9 +178,7 @@ def load_clicknet(path: str | Path, device: torch.device | str = "cpu") -> Click
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
-        cfg = json.loads(meta["config"])
-        cfg["widths"] = tuple(cfg["widths"])
-        net = ClickNet(ClickNetConfig(**cfg))
+        net = ClickNet(ClickNetConfig.from_dict(json.loads(meta["config"])))
         sd = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(str(path)).items()}
         net.load_state_dict(sd, strict=True)
     except Exception as e:                            # safetensors, JSON, config or state-dict mismatch

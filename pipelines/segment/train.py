@@ -21,7 +21,7 @@ import json
 import math
 import time
 from collections import deque
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import cv2
@@ -65,6 +65,8 @@ DEFAULTS = dict(
     num_threads=1,           # one thread: on a shared 2-core machine OpenMP barriers stall (4x slower with 2)
 )
 
+
+ATTENTION = "decoder.attn."  # parameter-name prefix of ClickNet's optional global-attention block
 
 # what a batch is drawn from: the export recalibrates BatchNorm on batches drawn with the run's own values
 DATA_KNOBS = ("batch_size", "zoom_prob", "max_sim_clicks", "perturbed_prev_prob", "spill_prob", "characters",
@@ -362,13 +364,12 @@ def init_weights(net: ClickNet, init: Path) -> dict:
         from safetensors import safe_open
         src = load_clicknet(init)                  # ValueError naming the file when it is not ClickNet's
         # the one difference allowed: this run adds the attention block the file lacks (it starts as an identity)
-        adds_attention = src.cfg.global_attention == 0 and net.cfg.global_attention > 0
-        if {**asdict(src.cfg), "global_attention": 0} != {**asdict(net.cfg), "global_attention": 0} or (
-                src.cfg.global_attention != net.cfg.global_attention and not adds_attention):
+        adds_attention = src.cfg.global_attention == 0 < net.cfg.global_attention
+        if (replace(src.cfg, global_attention=net.cfg.global_attention) if adds_attention else src.cfg) != net.cfg:
             raise SystemExit(f"--init: {init} holds a ClickNet of another shape ({asdict(src.cfg)}); this trainer "
                              f"builds {asdict(net.cfg)}")
         missing, _ = net.load_state_dict(src.state_dict(), strict=not adds_attention)
-        assert all(k.startswith("decoder.attn.") for k in missing), missing
+        assert all(k.startswith(ATTENTION) for k in missing), missing
         with safe_open(str(init), "pt") as f:
             step = json.loads((f.metadata() or {}).get("step", "null"))
         return {"weights": str(init), "step": step}
@@ -380,10 +381,9 @@ def init_weights(net: ClickNet, init: Path) -> dict:
 
 
 def _run_config(folder: Path) -> ClickNetConfig:
-    """The network config a checkpoint folder was trained with (runs from before the config held every field
-    get the defaults for the missing ones)."""
-    net = json.loads((Path(folder) / "state.json").read_text()).get("config", {}).get("net", {})
-    return ClickNetConfig(**{**net, "widths": tuple(net.get("widths", ClickNetConfig.widths))})
+    """The network config a checkpoint folder was trained with."""
+    from ..train import checkpoint
+    return ClickNetConfig.from_dict(checkpoint.read_config(folder).get("net", {}))
 
 
 def _latest(run: str | Path, flag: str) -> Path:
@@ -418,10 +418,9 @@ def main(args) -> None:
     torch.manual_seed(args.seed)
     from ..train import checkpoint
     out = Path(args.output_dir)
-    cfg = ClickNetConfig(global_attention=args.global_attention)
-    if args.export:
-        folder = _latest(out, "--export")
-        cfg = _run_config(folder)                  # the network the run trained, whatever this command's flags say
+    folder = _latest(out, "--export") if args.export else None
+    # an export rebuilds the network the run trained, whatever this command's flags say
+    cfg = _run_config(folder) if folder else ClickNetConfig(global_attention=args.global_attention)
     net = ClickNet(cfg)
     if args.export:
         state = checkpoint.load(folder, {"net": net})
@@ -439,18 +438,19 @@ def main(args) -> None:
         save_clicknet(net, args.export, extra)
         print(f"exported {folder} → {args.export}")
         return
-    attn = [p for n, p in net.named_parameters() if n.startswith("decoder.attn.")]
-    rest = [p for n, p in net.named_parameters() if not n.startswith("decoder.attn.")]
-    opt = torch.optim.AdamW([{"params": rest, "lr_scale": 1.0}]
-                            + ([{"params": attn, "lr_scale": args.attention_lr_scale}] if attn else []),
+    groups: dict[bool, list] = {False: [], True: []}          # is it the attention block's?
+    for n, p in net.named_parameters():
+        groups[n.startswith(ATTENTION)].append(p)
+    opt = torch.optim.AdamW([{"params": groups[False], "lr_scale": 1.0}]
+                            + ([{"params": groups[True], "lr_scale": args.attention_lr_scale}] if groups[True] else []),
                             lr=args.lr, weight_decay=args.weight_decay)
     step = 0
     config = {k: v for k, v in vars(args).items() if k in DEFAULTS}
     config["net"] = asdict(cfg)
     resume = checkpoint.resolve(out, args.resume_from_checkpoint)
-    if resume is not None and asdict(_run_config(resume)) != asdict(cfg):
+    if resume is not None and (trained := _run_config(resume)) != cfg:
         raise SystemExit(f"--resume_from_checkpoint: {resume} trained a ClickNet of another shape "
-                         f"({asdict(_run_config(resume))}); resume it with the same --global_attention")
+                         f"({asdict(trained)}); resume it with the same --global_attention")
     if resume is not None:
         step = checkpoint.load(resume, {"net": net}, opt)["step"]
         print(f"resumed from {resume} at step {step}")
