@@ -2,6 +2,7 @@
 video propagation, the GrabCut last resort, missing-weights fallback and cut-outs."""
 
 import io
+import json
 import struct
 import tracemalloc
 import zlib
@@ -679,6 +680,14 @@ def test_training_script_trains_resumes_and_exports(tmp_path):
         learned = [k for k, _ in a.named_parameters()]
         assert sum((wa[k] - wb[k]).abs().sum().item() for k in learned) > 1.0   # one step at lr 2e-3 moved them
         assert all(torch.allclose(ws[k], ((wa[k] + wb[k]) / 2).half().float()) for k in learned)
+        # its metadata describes the average: its own validation (ft3 trained without one), every run's config
+        from safetensors import safe_open
+        with safe_open(str(soup), "pt") as f:
+            meta = {k: json.loads(v) for k, v in f.metadata().items()}
+        assert set(meta["validation"]) == {"128", "512"} and len(meta["averaged"]) == 2
+        assert [c["init"] for c in meta["averaged_train_configs"]] == [{"weights": str(out), "step": 3},
+                                                                       {"checkpoint": str(init), "step": 3}]
+        assert meta["averaged_train_configs"][0] == meta["train_config"]
         with pytest.raises(SystemExit, match="no checkpoint under"):
             train.main(train.parse_args(ft + ["--export", str(soup), "--average_with", str(tmp_path / "none")]))
         with pytest.raises(ValueError, match="not a ClickNet checkpoint"):

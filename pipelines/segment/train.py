@@ -434,7 +434,11 @@ def main(args) -> None:
         extra = {"step": state["step"], "validation": state.get("validation", {}),
                  "train_config": state.get("config", {})}
         if averaged:
+            # the run's own validation measured other weights: validate the average itself (after the BatchNorm
+            # recalibration, as a run validates), and keep every averaged run's config, not only this one's
+            extra["validation"] = log_validation(net, args.validation_clips) if args.validation_clips > 0 else {}
             extra["averaged"] = averaged
+            extra["averaged_train_configs"] = [checkpoint.read_config(f) for f in averaged]
         save_clicknet(net, args.export, extra)
         print(f"exported {folder} → {args.export}")
         return
