@@ -2,7 +2,6 @@
 video propagation, the GrabCut last resort, missing-weights fallback and cut-outs."""
 
 import io
-import json
 import struct
 import tracemalloc
 import zlib
@@ -630,7 +629,7 @@ def test_training_script_trains_resumes_and_exports(tmp_path):
     import torch
 
     from pipelines.segment import train
-    from pipelines.segment.clicknet import load_clicknet
+    from pipelines.segment.clicknet import load_clicknet, read_clicknet_metadata
     from pipelines.train import checkpoint
     threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     common = ["--output_dir", str(tmp_path / "run"), "--batch_size", "2", "--pool_frames", "3", "--render_sizes", "128",
@@ -681,9 +680,7 @@ def test_training_script_trains_resumes_and_exports(tmp_path):
         assert sum((wa[k] - wb[k]).abs().sum().item() for k in learned) > 1.0   # one step at lr 2e-3 moved them
         assert all(torch.allclose(ws[k], ((wa[k] + wb[k]) / 2).half().float()) for k in learned)
         # its metadata describes the average: its own validation (ft3 trained without one), every run's config
-        from safetensors import safe_open
-        with safe_open(str(soup), "pt") as f:
-            meta = {k: json.loads(v) for k, v in f.metadata().items()}
+        meta = read_clicknet_metadata(soup)
         assert set(meta["validation"]) == {"128", "512"} and len(meta["averaged"]) == 2
         assert [c["init"] for c in meta["averaged_train_configs"]] == [{"weights": str(out), "step": 3},
                                                                        {"checkpoint": str(init), "step": 3}]

@@ -167,6 +167,13 @@ def save_clicknet(net: ClickNet, path: str | Path, extra: dict | None = None) ->
     save_file(sd, str(path), metadata=meta)
 
 
+def read_clicknet_metadata(path: str | Path) -> dict:
+    """The metadata ``save_clicknet`` wrote (config, step, validation, training configs), JSON-decoded."""
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+
+
 def load_clicknet(path: str | Path, device: torch.device | str = "cpu") -> ClickNet:
     """Build a ClickNet from a safetensors file written by ``save_clicknet`` (its config travels in the
     metadata). A file that does not match raises a ValueError naming the file."""

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..world import World
-from .clicknet import ClickNet, ClickNetConfig, load_clicknet, prompt_maps, save_clicknet
+from .clicknet import ClickNet, ClickNetConfig, load_clicknet, prompt_maps, read_clicknet_metadata, save_clicknet
 from .offline import resample
 from .protocol import click_session, corrective_click, first_click, pieces
 
@@ -361,7 +361,6 @@ def init_weights(net: ClickNet, init: Path) -> dict:
     ``net``; returns where the fine-tune began, for its config."""
     from ..train import checkpoint
     if init.is_file() and init.suffix == ".safetensors":
-        from safetensors import safe_open
         src = load_clicknet(init)                  # ValueError naming the file when it is not ClickNet's
         # the one difference allowed: this run adds the attention block the file lacks (it starts as an identity)
         adds_attention = src.cfg.global_attention == 0 < net.cfg.global_attention
@@ -370,9 +369,7 @@ def init_weights(net: ClickNet, init: Path) -> dict:
                              f"builds {asdict(net.cfg)}")
         missing, _ = net.load_state_dict(src.state_dict(), strict=not adds_attention)
         assert all(k.startswith(ATTENTION) for k in missing), missing
-        with safe_open(str(init), "pt") as f:
-            step = json.loads((f.metadata() or {}).get("step", "null"))
-        return {"weights": str(init), "step": step}
+        return {"weights": str(init), "step": read_clicknet_metadata(init).get("step")}
     if not (init / "state.json").is_file():
         raise SystemExit(f"--init: {init} is neither a checkpoint folder (no state.json) nor a ClickNet "
                          ".safetensors file; use a path like runs/clicknet/checkpoints/step_00004000 or "
@@ -436,9 +433,8 @@ def main(args) -> None:
         if averaged:
             # the run's own validation measured other weights: validate the average itself (after the BatchNorm
             # recalibration, as a run validates), and keep every averaged run's config, not only this one's
-            extra["validation"] = log_validation(net, args.validation_clips) if args.validation_clips > 0 else {}
-            extra["averaged"] = averaged
-            extra["averaged_train_configs"] = [checkpoint.read_config(f) for f in averaged]
+            extra.update(validation=log_validation(net, args.validation_clips) if args.validation_clips > 0 else {},
+                         averaged=averaged, averaged_train_configs=[checkpoint.read_config(f) for f in averaged])
         save_clicknet(net, args.export, extra)
         print(f"exported {folder} → {args.export}")
         return
