@@ -4,6 +4,7 @@ count), video propagation quality, and speed of the offline engine and of SAM2-t
     python -m benchmarks.segment_bench quality [--clips-per-show 16] [--sizes 512 128] [--engines clicknet grabcut]
         [--weights FILE] [--per-character A.json] [--prompt clicks|box] [--world-seed 2026 [SEED ...]]
     python -m benchmarks.segment_bench compare A.json B.json     # paired: weights A − weights B, per size and click
+    python -m benchmarks.segment_bench pool A1.json A2.json --per-character A.json  # one file from disjoint worlds
     python -m benchmarks.segment_bench census [--world-seed S ...] [--sizes 128]  # characters cut into pieces, per world
     python -m benchmarks.segment_bench video [--clips-per-show 4] [--sizes 128 256]
     python -m benchmarks.segment_bench speed [--repeats 30]
@@ -297,10 +298,42 @@ def compare(a_path: str, b_path: str) -> list[dict]:
     return out
 
 
+_SETTINGS = ("weights", "refine_passes", "flip_passes", "edge_scale", "prompt")
+
+
+def pool(paths: list[str], out: str) -> dict:
+    """Join ``--per-character`` files measured with the same weights and settings on disjoint worlds into one file,
+    as if one ``quality`` run had measured all their worlds: the worlds are listed in order and each file's frames
+    are numbered after the previous files' (per frame size), so ``compare`` pairs two pooled files frame by frame.
+    Returns the pooled file's content (also written to ``out``)."""
+    files = [json.loads(Path(p).read_text()) for p in paths]
+    for p, f in zip(paths[1:], files[1:]):
+        differ = [k for k in _SETTINGS if f.get(k) != files[0].get(k)]
+        if differ:
+            raise SystemExit(f"pool: {p} was measured with other {', '.join(differ)} than {paths[0]}; pool only "
+                             "files of the same weights and settings")
+    worlds = [np.atleast_1d(f.get("world_seed", SEED)).tolist() for f in files]
+    flat = [w for ws in worlds for w in ws]
+    if len(set(flat)) != len(flat):
+        raise SystemExit(f"pool: the files share a world (worlds {' '.join(map(str, flat))}); pool files of "
+                         "disjoint worlds, or a character would count twice")
+    sizes = list(dict.fromkeys(r["size"] for f in files for r in f["characters"]))
+    rows, offset = [], dict.fromkeys(sizes, 0)
+    for size in sizes:
+        for f in files:
+            mine = [r for r in f["characters"] if r["size"] == size]
+            rows += [{**r, "frame": r["frame"] + offset[size]} for r in mine]
+            offset[size] += max((r["frame"] for r in mine), default=-1) + 1
+    pooled = {**{k: files[0].get(k) for k in _SETTINGS}, "world_seed": flat, "characters": rows}
+    Path(out).write_text(json.dumps(pooled))
+    return pooled
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["quality", "census", "video", "speed", "compare"])
-    ap.add_argument("files", nargs="*", help="compare: two --per-character files, A then B")
+    ap.add_argument("what", choices=["quality", "census", "video", "speed", "compare", "pool"])
+    ap.add_argument("files", nargs="*", help="compare: two --per-character files, A then B; pool: the files to "
+                                              "join (same weights and settings, disjoint worlds)")
     ap.add_argument("--sizes", type=int, nargs="+", default=None)
     ap.add_argument("--clips-per-show", type=int, default=None)
     ap.add_argument("--engines", nargs="+", default=["clicknet"])
@@ -320,14 +353,14 @@ def main(argv=None):
                     help="ClickNet: edge snapping's guided-filter radius in decoder pixels of the last pass (default: "
                          "the engine's, pipelines.segment.offline.EDGE_SCALE; 0 turns snapping off)")
     ap.add_argument("--world-seed", type=int, nargs="+", default=[SEED],
-                    help=f"quality: the world(s) the frames come from (default {SEED}, the benchmark's; 777 is the "
-                         "held-out world docs/SEGMENTATION.md reports, used to choose nothing; several seeds pool "
-                         "their frames into one larger benchmark: 3000 3001 3002 3003 is the four-world set the "
-                         "issue's targets are judged on)")
+                    help=f"quality: the world(s) the frames come from (default {SEED}, the benchmark's); several "
+                         "seeds pool their frames into one larger benchmark. docs/SEGMENTATION.md chooses weights on "
+                         "2026 777 and judges the issue's targets on eight worlds, 3000-3003 and 4000-4003 (measured "
+                         "as two four-world runs and joined with `pool`)")
     ap.add_argument("--min-area", type=float, default=20.0, help="visible pixels at 128×128 (scaled with size)")
     ap.add_argument("--per-character", default=None,
                     help="quality: also write every character's IoU after 1-3 clicks to this JSON file (with its "
-                         "frame), for paired comparisons of two weights (benchmarks.stats)")
+                         "frame), for paired comparisons of two weights (benchmarks.stats); pool: the file to write")
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--sam2-repeats", type=int, default=5)
     ap.add_argument("--sam2-size", type=int, default=1024)
@@ -346,6 +379,17 @@ def main(argv=None):
         for r in compare(*args.files):
             print(f"| {r['size']} | {r['clicks']} | {r['characters']} | {r['frames']} | {r['diff']:+.4f} "
                   f"[{r['lo']:+.4f}, {r['hi']:+.4f}] | {r['p_above']:.0%} |")
+        return
+    if args.what == "pool":
+        if len(args.files) < 2 or not args.per_character:
+            ap.error("pool: give two or more --per-character files and --per-character OUT.json to write")
+        rows = pool(args.files, args.per_character)["characters"]
+        print("| frame size | characters | frames | 1 click | 2 clicks | 3 clicks |")
+        print("|---|---|---|---|---|---|")
+        for size in dict.fromkeys(r["size"] for r in rows):
+            v = np.array([r["iou"] for r in rows if r["size"] == size])
+            print(f"| {size} | {len(v)} | {len({r['frame'] for r in rows if r['size'] == size})} | "
+                  + " | ".join(f"{m:.4f}" for m in v.mean(0)) + " |")
         return
     if args.what == "quality":
         args.sizes = args.sizes or [512, 128]

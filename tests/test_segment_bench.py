@@ -112,3 +112,28 @@ def test_census_counts_the_characters_quality_scores_and_those_cut_into_pieces(t
     assert [(r["size"], r["world"]) for r in out] == [(128, 777), (128, 2026)]
     assert out[0]["characters"] == len(rows) and out[0]["cut"] == sum(r["pieces"] >= 2 for r in rows)
     assert "| 128 | all 2 |" in capsys.readouterr().out
+
+
+def test_pool_joins_disjoint_worlds_like_one_run_and_refuses_mixed_files(tmp_path, capsys):
+    """``pool``: two one-world files become the file a two-world run writes (same characters, IoUs, worlds and
+    frame numbers), so pooled files pair with ``compare``; mixed settings or a shared world are refused."""
+    one, two, both, pooled = (tmp_path / f"{n}.json" for n in ("one", "two", "both", "pooled"))
+    for path, seeds in ((one, ["2026"]), (two, ["777"]), (both, ["2026", "777"])):
+        segment_bench.main(["quality", "--clips-per-show", "1", "--sizes", "128", "--world-seed", *seeds,
+                            "--per-character", str(path)])
+    capsys.readouterr()
+    segment_bench.main(["pool", str(one), str(two), "--per-character", str(pooled)])
+    table = capsys.readouterr().out
+    fp, fb = json.loads(pooled.read_text()), json.loads(both.read_text())
+    assert fp["world_seed"] == fb["world_seed"] == [2026, 777]
+    assert fp["characters"] == fb["characters"]
+    assert all(r["diff"] == 0 for r in segment_bench.compare(str(pooled), str(both)))
+    row = [x for x in table.splitlines() if x.startswith("| 128 |")][0].split("|")
+    assert int(row[2]) == len(fb["characters"]) and int(row[3]) == 8
+    assert float(row[4]) == pytest.approx(np.mean([r["iou"][0] for r in fb["characters"]]), abs=6e-5)
+    with pytest.raises(SystemExit, match="share a world"):
+        segment_bench.pool([str(one), str(both)], str(tmp_path / "x.json"))
+    other = json.loads(two.read_text())
+    (tmp_path / "other.json").write_text(json.dumps({**other, "weights": "elsewhere.safetensors"}))
+    with pytest.raises(SystemExit, match="other weights"):
+        segment_bench.pool([str(one), str(tmp_path / "other.json")], str(tmp_path / "x.json"))
