@@ -383,13 +383,19 @@ def main(argv=None):
     if args.what == "pool":
         if len(args.files) < 2 or not args.per_character:
             ap.error("pool: give two or more --per-character files and --per-character OUT.json to write")
+        from benchmarks.stats import ratio_interval
         rows = pool(args.files, args.per_character)["characters"]
-        print("| frame size | characters | frames | 1 click | 2 clicks | 3 clicks |")
+        print("| frame size | characters | frames | 1 click [95 % over frames] | 2 clicks | 3 clicks |")
         print("|---|---|---|---|---|---|")
         for size in dict.fromkeys(r["size"] for r in rows):
-            v = np.array([r["iou"] for r in rows if r["size"] == size])
-            print(f"| {size} | {len(v)} | {len({r['frame'] for r in rows if r['size'] == size})} | "
-                  + " | ".join(f"{m:.4f}" for m in v.mean(0)) + " |")
+            mine = [r for r in rows if r["size"] == size]
+            frames = {f: i for i, f in enumerate(dict.fromkeys(r["frame"] for r in mine))}
+            sums = np.zeros((len(frames), 4))                  # per frame: IoU sums after 1, 2, 3 clicks, count
+            for r in mine:
+                sums[frames[r["frame"]]] += [*r["iou"], 1.0]
+            print(f"| {size} | {len(mine)} | {len(frames)} | " + " | ".join(
+                "{:.4f} [{:.4f}, {:.4f}]".format(sums[:, k].sum() / sums[:, 3].sum(), *ratio_interval(sums[:, k], sums[:, 3]))
+                for k in range(3)) + " |")
         return
     if args.what == "quality":
         args.sizes = args.sizes or [512, 128]
