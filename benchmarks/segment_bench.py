@@ -287,15 +287,21 @@ def compare(a_path: str, b_path: str) -> list[dict]:
                          "--sizes and --clips-per-show")
     out = []
     for size in sorted({r["size"] for r in a}, reverse=True):
-        rows = [i for i, r in enumerate(a) if r["size"] == size]
-        frames = sorted({a[i]["frame"] for i in rows})
+        sa, sb = (_frame_sums([r for r in src if r["size"] == size]) for src in (a, b))
         for k in range(3):
-            sums = {name: np.array([[sum(src[i]["iou"][k] for i in rows if src[i]["frame"] == f),
-                                     sum(1 for i in rows if src[i]["frame"] == f)] for f in frames], float)
-                    for name, src in (("a", a), ("b", b))}
-            d = paired_difference(sums["a"][:, 0], sums["a"][:, 1], sums["b"][:, 0], sums["b"][:, 1])
-            out.append({"size": size, "clicks": k + 1, "characters": len(rows), "frames": len(frames), **d})
+            d = paired_difference(sa[:, k], sa[:, 3], sb[:, k], sb[:, 3])
+            out.append({"size": size, "clicks": k + 1, "characters": int(sa[:, 3].sum()), "frames": len(sa), **d})
     return out
+
+
+def _frame_sums(rows: list[dict]) -> np.ndarray:
+    """Per frame of ``rows`` (one frame size's characters of a ``--per-character`` file), in frame order: the IoU
+    sums after 1, 2 and 3 clicks and the number of characters — the frame is the unit of the intervals."""
+    frames = {f: i for i, f in enumerate(sorted({r["frame"] for r in rows}))}
+    sums = np.zeros((len(frames), 4))
+    for r in rows:
+        sums[frames[r["frame"]]] += [*r["iou"], 1.0]
+    return sums
 
 
 _SETTINGS = ("weights", "refine_passes", "flip_passes", "edge_scale", "prompt")
@@ -388,12 +394,8 @@ def main(argv=None):
         print("| frame size | characters | frames | 1 click [95 % over frames] | 2 clicks | 3 clicks |")
         print("|---|---|---|---|---|---|")
         for size in dict.fromkeys(r["size"] for r in rows):
-            mine = [r for r in rows if r["size"] == size]
-            frames = {f: i for i, f in enumerate(dict.fromkeys(r["frame"] for r in mine))}
-            sums = np.zeros((len(frames), 4))                  # per frame: IoU sums after 1, 2, 3 clicks, count
-            for r in mine:
-                sums[frames[r["frame"]]] += [*r["iou"], 1.0]
-            print(f"| {size} | {len(mine)} | {len(frames)} | " + " | ".join(
+            sums = _frame_sums([r for r in rows if r["size"] == size])
+            print(f"| {size} | {int(sums[:, 3].sum())} | {len(sums)} | " + " | ".join(
                 "{:.4f} [{:.4f}, {:.4f}]".format(sums[:, k].sum() / sums[:, 3].sum(), *ratio_interval(sums[:, k], sums[:, 3]))
                 for k in range(3)) + " |")
         return
