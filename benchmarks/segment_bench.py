@@ -274,8 +274,7 @@ def compare(a_path: str, b_path: str) -> list[dict]:
     characters of one frame crowd each other, so the frame is the unit)."""
     from benchmarks.stats import paired_difference
     fa, fb = (json.loads(Path(p).read_text()) for p in (a_path, b_path))
-    # files written before --world-seed existed hold the benchmark's world
-    seeds = [tuple(np.atleast_1d(f.get("world_seed", SEED)).tolist()) for f in (fa, fb)]
+    seeds = [tuple(_worlds(f)) for f in (fa, fb)]
     if seeds[0] != seeds[1]:
         raise SystemExit(f"compare: the two files come from different worlds (--world-seed "
                          f"{' '.join(map(str, seeds[0]))} and {' '.join(map(str, seeds[1]))}); measure both on the "
@@ -304,7 +303,10 @@ def _frame_sums(rows: list[dict]) -> np.ndarray:
     return sums
 
 
-_SETTINGS = ("weights", "refine_passes", "flip_passes", "edge_scale", "prompt")
+def _worlds(f: dict) -> list[int]:
+    """The worlds a ``--per-character`` file was measured on (files written before --world-seed existed hold the
+    benchmark's world)."""
+    return np.atleast_1d(f.get("world_seed", SEED)).tolist()
 
 
 def pool(paths: list[str], out: str) -> dict:
@@ -313,13 +315,15 @@ def pool(paths: list[str], out: str) -> dict:
     are numbered after the previous files' (per frame size), so ``compare`` pairs two pooled files frame by frame.
     Returns the pooled file's content (also written to ``out``)."""
     files = [json.loads(Path(p).read_text()) for p in paths]
+    # every field but the worlds and the characters is a setting the measurement was made with (weights, passes …)
+    settings = {k: v for k, v in files[0].items() if k not in ("world_seed", "characters")}
     for p, f in zip(paths[1:], files[1:]):
-        differ = [k for k in _SETTINGS if f.get(k) != files[0].get(k)]
+        differ = [k for k in sorted(settings.keys() | f.keys() - {"world_seed", "characters"})
+                  if f.get(k) != settings.get(k)]
         if differ:
             raise SystemExit(f"pool: {p} was measured with other {', '.join(differ)} than {paths[0]}; pool only "
                              "files of the same weights and settings")
-    worlds = [np.atleast_1d(f.get("world_seed", SEED)).tolist() for f in files]
-    flat = [w for ws in worlds for w in ws]
+    flat = [w for f in files for w in _worlds(f)]
     if len(set(flat)) != len(flat):
         raise SystemExit(f"pool: the files share a world (worlds {' '.join(map(str, flat))}); pool files of "
                          "disjoint worlds, or a character would count twice")
@@ -330,7 +334,7 @@ def pool(paths: list[str], out: str) -> dict:
             mine = [r for r in f["characters"] if r["size"] == size]
             rows += [{**r, "frame": r["frame"] + offset[size]} for r in mine]
             offset[size] += max((r["frame"] for r in mine), default=-1) + 1
-    pooled = {**{k: files[0].get(k) for k in _SETTINGS}, "world_seed": flat, "characters": rows}
+    pooled = {**settings, "world_seed": flat, "characters": rows}
     Path(out).write_text(json.dumps(pooled))
     return pooled
 
